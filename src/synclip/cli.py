@@ -1,0 +1,140 @@
+"""The ``synclip`` command: train, eval, export, data, recipes, models, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="synclip", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "train", help="train a recipe: synclip train clip train.epochs=5 model.name=micro-vit-32"
+    )
+    p.add_argument("recipe", help="a recipe name (see `synclip recipes`) or a YAML file")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.lr=5e-4")
+    p.add_argument("--resume", action="store_true", help="continue the run folder's last checkpoint")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on the built-in tasks and write eval.json")
+    p.add_argument("checkpoint")
+    p.add_argument("--tasks", nargs="*", default=None, help="task names (default: all available)")
+    p.add_argument("--out", default=None, help="eval.json path (default: beside the checkpoint)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--limit", type=int, default=None, help="cap the images per task")
+
+    p = sub.add_parser("export", help="write a checkpoint's model as open_clip-loadable weights")
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+
+    p = sub.add_parser("data", help="build data sets from installed packages")
+    p.add_argument("dataset", choices=["emoji"])
+    p.add_argument("--root", default=None, help="cache folder (default $SYNCLIP_DATA or ~/.cache/synclip)")
+    p.add_argument("--size", type=int, default=64, help="image side in pixels")
+
+    sub.add_parser("recipes", help="list the shipped recipes")
+    sub.add_parser("models", help="list model architecture names")
+
+    p = sub.add_parser("demo", help="build the emoji corpus, train a small CLIP, evaluate it")
+    p.add_argument("--minutes", type=float, default=6.5, help="training time budget")
+    p.add_argument("--out-dir", default="runs")
+
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as err:
+        print(f"synclip {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def cmd_train(args) -> int:
+    from synclip.config import load_config
+    from synclip.train.loop import train
+
+    overrides = list(args.overrides) + (["train.resume=auto"] if args.resume else [])
+    cfg = load_config(args.recipe, overrides)
+    if args.print_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    run_dir = train(cfg)
+    print(f"run folder: {run_dir}")
+    if cfg.eval.at_end:
+        from synclip.evaluate import evaluate_checkpoint
+
+        result = evaluate_checkpoint(run_dir / "checkpoint.pt", tasks=cfg.eval.tasks, limit=cfg.eval.limit)
+        print(result["table"])
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from synclip.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(
+        args.checkpoint, tasks=args.tasks, out=args.out, device=args.device, limit=args.limit
+    )
+    print(result["table"])
+    print(f"wrote {result['path']}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from synclip.train.checkpoint import read_synclip_checkpoint, save_atomic
+
+    state = read_synclip_checkpoint(args.checkpoint)
+    save_atomic({"state_dict": state["model"]}, args.out)
+    print(f"wrote {args.out}: open_clip.create_model({state['model_name']!r}, pretrained={str(args.out)!r})")
+    return 0
+
+
+def cmd_data(args) -> int:
+    import time
+
+    from synclip.data.emoji import build_emoji_corpus
+
+    start = time.perf_counter()
+    path = build_emoji_corpus(Path(args.root) if args.root else None, size=args.size)
+    print(f"emoji corpus at {path} ({time.perf_counter() - start:.1f}s)")
+    return 0
+
+
+def cmd_recipes(args) -> int:
+    from synclip.config import list_recipes
+
+    for name, description in list_recipes().items():
+        print(f"{name:16s} {description}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from synclip.models import list_models
+
+    print("\n".join(list_models()))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from synclip.demo import run_demo
+
+    run_demo(minutes=args.minutes, out_dir=args.out_dir)
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "export": cmd_export,
+    "data": cmd_data,
+    "recipes": cmd_recipes,
+    "models": cmd_models,
+    "demo": cmd_demo,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Run configuration: typed dataclasses filled from a recipe YAML plus dotted ``key=value`` overrides.
+
+Unknown keys and values of the wrong type are errors that list what is valid. Objective options are
+checked against the objective's constructor, view options against the view builder's defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RECIPE_DIR = Path(__file__).parent / "recipes"
+
+
+class ConfigError(ValueError):
+    """A configuration mistake; the message says what is valid."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny-vit-48"  # synclip or open_clip architecture name
+    pretrained: str | None = None  # open_clip-layout weights or a synclip checkpoint
+    image_size: int | None = None  # override of the architecture's image size
+    context_length: int | None = None  # override of the text context length
+    patch_dropout: float = 0.0  # FLIP-style fraction of patch tokens dropped in training
+
+
+@dataclass
+class DataConfig:
+    # source name -> {kind: emoji|csv|image_folder, ...}; objectives read the source named in their options
+    sources: dict = field(default_factory=lambda: {"pairs": {"kind": "emoji", "style": "twemoji"}})
+    workers: int = 2
+    max_bad_fraction: float = 0.01  # stop when more than this fraction of samples is unreadable
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many steps (the schedule still spans `epochs`)
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    warmup_steps: int = 100
+    grad_clip_norm: float | None = 1.0
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 with loss scaling, CUDA only)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    checkpoint_every: int = 200  # steps; a checkpoint is also written at the end
+    log_every: int = 10
+    out_dir: str = "runs"
+    name: str | None = None  # run folder name; default <recipe>-s<seed>
+    resume: str | None = None  # "auto" (the run folder's last checkpoint) or a checkpoint path
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    at_end: bool = True  # evaluate the final model and write eval.json
+    tasks: list | None = None  # None: every available task
+    batch_size: int = 256
+    limit: int | None = None  # cap on images per task (quick checks)
+
+
+@dataclass
+class RunConfig:
+    recipe: str = "clip"
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    views: dict = field(default_factory=dict)  # view name -> options
+    objectives: dict = field(default_factory=lambda: {"clip": {"weight": 1.0}})
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def list_recipes() -> dict[str, str]:
+    """Recipe name -> one-line description, from the YAML files shipped with synclip."""
+    out = {}
+    for path in sorted(RECIPE_DIR.glob("*.yaml")):
+        out[path.stem] = (yaml.safe_load(path.read_text()) or {}).get("description", "")
+    return out
+
+
+def load_config(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a recipe (a shipped name or a YAML path) and apply ``a.b=value`` overrides."""
+    path = Path(recipe)
+    if not path.suffix:
+        path = RECIPE_DIR / f"{recipe}.yaml"
+        if not path.exists():
+            raise ConfigError(f"unknown recipe {recipe!r}; known: {', '.join(list_recipes())}")
+    elif not path.exists():
+        raise ConfigError(f"recipe file {path} does not exist")
+    raw = yaml.safe_load(path.read_text()) or {}
+    raw.setdefault("recipe", path.stem)
+    for item in overrides:
+        apply_override(raw, item)
+    return from_dict(raw)
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (numbers, lists, null)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key=value, e.g. train.lr=5e-4")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {key}: {part} is not a section")
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def from_dict(raw: dict) -> RunConfig:
+    cfg = _build(RunConfig, raw, "")
+    _check_objectives(cfg.objectives)
+    _check_views(cfg.views)
+    if cfg.train.precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {cfg.train.precision!r}")
+    for name in ("epochs", "batch_size"):
+        if getattr(cfg.train, name) < 1:
+            raise ConfigError(f"train.{name} must be at least 1")
+    return cfg
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in raw if k not in names]
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {where or 'config'}; valid keys: {', '.join(names)}")
+    values = {}
+    for key, value in raw.items():
+        hint, path = hints[key], f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value, path)
+        else:
+            values[key] = _coerce(value, hint, path)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ConfigError(f"{path} may not be null")
+    for option in options:
+        if option is type(None):
+            continue
+        origin = typing.get_origin(option) or option
+        if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin in (str, bool, dict, list) and isinstance(value, origin):
+            return value
+    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise ConfigError(f"{path} must be {names}, got {value!r}")
+
+
+def _check_objectives(objectives: dict) -> None:
+    from synclip.objectives import objective_options
+    from synclip.registry import OBJECTIVES
+
+    if not objectives:
+        raise ConfigError("objectives: a recipe needs at least one objective")
+    for name, options in objectives.items():
+        options = options or {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"objectives.{name} must be a mapping of options")
+        kind = options.get("type", name)
+        if kind not in OBJECTIVES:
+            raise ConfigError(
+                f"objectives.{name}: unknown objective {kind!r}; known: {', '.join(OBJECTIVES.names())}"
+            )
+        valid = set(objective_options(kind)) | {"weight", "type"}
+        unknown = sorted(set(options) - valid)
+        if unknown:
+            raise ConfigError(
+                f"objectives.{name}: unknown option(s) {unknown}; valid: {', '.join(sorted(valid))}"
+            )
+        objectives[name] = options
+
+
+def _check_views(views: dict) -> None:
+    from synclip.data.views import view_defaults
+
+    for name, options in views.items():
+        try:
+            defaults = view_defaults(name)
+        except KeyError as err:
+            raise ConfigError(f"views.{name}: {err.args[0]}") from None
+        unknown = sorted(set(options or {}) - set(defaults))
+        if unknown:
+            raise ConfigError(
+                f"views.{name}: unknown option(s) {unknown}; valid: {', '.join(sorted(defaults))}"
+            )

@@ -1,0 +1,53 @@
+"""Evaluate a checkpoint on the built-in tasks and write ``eval.json`` with its provenance."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from synclip.api import load
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    tasks: list[str] | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    limit: int | None = None,
+    batch_size: int = 256,
+) -> dict:
+    """Run the evaluation tasks on a checkpoint; returns ``{"result", "table", "path"}``."""
+    from synclip.eval.run import evaluate, format_table, write_eval_json
+
+    checkpoint = Path(checkpoint)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load(checkpoint, device=device)
+    result = evaluate(
+        model,
+        model.preprocess,
+        model.tokenizer,
+        tasks=tasks,
+        device=device,
+        batch_size=batch_size,
+        limit=limit,
+    )
+    result["checkpoint"] = {
+        "path": str(checkpoint.resolve()),
+        "sha256": file_sha256(checkpoint),
+        "model": model.name,
+        "recipe": model.config.get("recipe"),
+    }
+    path = Path(out) if out else checkpoint.parent / "eval.json"
+    write_eval_json(result, path)
+    return {"result": result, "table": format_table(result), "path": path}

@@ -1,0 +1,70 @@
+"""The two-tower model: image and text encoders, nothing else.
+
+It is an ``open_clip.model.CLIP`` without the logit scale (temperatures belong to objectives), so its
+state dict has open_clip's layout and a checkpoint of a standard architecture loads into
+``open_clip.create_model`` after re-adding ``logit_scale`` (see ``synclip.models.export``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from open_clip.model import CLIP
+from open_clip.transformer import VisionTransformer, text_global_pool
+
+
+class TwoTower(CLIP):
+    """open_clip's CLIP towers with richer outputs for objectives.
+
+    ``encode_image`` / ``encode_text`` behave as in open_clip (pooled, projected embeddings).
+    ``image_outputs`` / ``text_outputs`` also return the pre-projection pooled feature and the
+    per-token features that SimCLR heads, MLM heads and MIM objectives need.
+    """
+
+    def __init__(self, name: str, embed_dim: int, vision_cfg: dict, text_cfg: dict, **kwargs):
+        super().__init__(embed_dim, vision_cfg, text_cfg, **kwargs)
+        del self.logit_scale  # owned by the objectives that need one
+        self.name = name
+        self.embed_dim = embed_dim
+        self.image_size = int(self.visual.image_size[0])
+        self.vision_width = vision_cfg.get("width", embed_dim)
+        self.text_width = text_cfg.get("width", embed_dim)
+
+    def image_outputs(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encode images (B, 3, H, W).
+
+        Returns ``embed`` (B, D) projected, not normalised; for ViT towers also ``pooled`` (B, W), the
+        feature before the projection, and ``tokens`` (B, P, W), the patch features after the final norm.
+        """
+        visual = self.visual
+        if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
+            return {"embed": visual(image)}
+        x = visual._embeds(image)  # (B, 1 + P, W), patch dropout applied here when enabled
+        x = visual.transformer(x)  # (B, 1 + P, W)
+        pooled, tokens = visual._pool(x)  # (B, W), (B, P, W)
+        embed = pooled @ visual.proj if visual.proj is not None else pooled  # (B, D)
+        return {"embed": embed, "pooled": pooled, "tokens": tokens}
+
+    def text_outputs(self, text: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encode token ids (B, L) -> ``embed`` (B, D), ``pooled`` (B, W), ``tokens`` (B, L, W)."""
+        cast_dtype = self.transformer.get_cast_dtype()
+        x = self.token_embedding(text).to(cast_dtype)  # (B, L, W)
+        x = x + self.positional_embedding.to(cast_dtype)
+        x = self.transformer(x, attn_mask=self.attn_mask)  # (B, L, W)
+        tokens = self.ln_final(x)  # (B, L, W)
+        pooled = text_global_pool(tokens, text, self.text_pool_type, getattr(self, "text_eos_id", None))
+        if self.text_projection is None:
+            embed = pooled
+        elif isinstance(self.text_projection, torch.nn.Linear):
+            embed = self.text_projection(pooled)
+        else:
+            embed = pooled @ self.text_projection  # (B, W) @ (W, D) -> (B, D)
+        return {"embed": embed, "pooled": pooled, "tokens": tokens}
+
+    def encode_image(self, image: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        embed = self.image_outputs(image)["embed"]
+        return F.normalize(embed, dim=-1) if normalize else embed
+
+    def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        embed = self.text_outputs(text)["embed"]
+        return F.normalize(embed, dim=-1) if normalize else embed

@@ -1,0 +1,53 @@
+"""CLIP's image-text contrastive objective.
+
+- [0] Radford et al., Learning Transferable Visual Models From Natural Language Supervision, 2021,
+  https://arxiv.org/abs/2103.00020: learnable temperature initialised to 0.07 (logit scale 1/0.07),
+  "clipped to prevent scaling the logits by more than 100".
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from synclip.losses import clip_loss
+from synclip.objectives.base import Encoded, Objective
+from synclip.registry import OBJECTIVES
+
+
+@OBJECTIVES.register("clip")
+class Clip(Objective):
+    """Symmetric InfoNCE between the ``image`` and ``text`` views of a source."""
+
+    views = ("image", "text")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        source: str = "pairs",
+        init_logit_scale: float = 1 / 0.07,
+        max_logit_scale: float = 100.0,
+        learn_logit_scale: bool = True,
+        image_view: str = "image",
+        text_view: str = "text",
+    ):
+        super().__init__(model, source)
+        self.views = (image_view, text_view)
+        self.image_view, self.text_view = image_view, text_view
+        self.max_log_scale = math.log(max_logit_scale)
+        self.logit_scale = nn.Parameter(
+            torch.tensor(math.log(init_logit_scale)), requires_grad=learn_logit_scale
+        )
+
+    def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
+        image = enc.image(self.image_view, self.source)["features"]  # (B, D)
+        text = enc.text(self.text_view, self.source)["features"]  # (B, D)
+        out = clip_loss(image, text, self.logit_scale.exp())
+        out["logit_scale"] = self.logit_scale.detach().exp()
+        return out
+
+    @torch.no_grad()
+    def post_step(self) -> None:
+        self.logit_scale.clamp_(0, self.max_log_scale)

@@ -1,0 +1,1 @@
+"""The training application: optimiser, schedule, checkpoints, logging and the loop."""

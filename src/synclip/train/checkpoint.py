@@ -1,0 +1,69 @@
+"""Checkpoints: atomic writes, ``weights_only`` reads, clear errors for bad files.
+
+A checkpoint holds ``model`` (open_clip state-dict layout, ``logit_scale`` included), ``recipe``
+(objective heads, temperatures, queues), ``optimizer``, ``scaler``, ``step``, ``epoch``, RNG states and
+the fully resolved ``config``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+FORMAT = "synclip-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """An unreadable or incompatible checkpoint."""
+
+
+def save_atomic(obj: dict, path: str | Path) -> Path:
+    """Write ``obj`` with torch.save to a temporary file, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint or weights file on the CPU with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+            "the file is truncated or not a torch checkpoint: use an earlier checkpoint of the run"
+        ) from err
+
+
+def read_synclip_checkpoint(path: str | Path) -> dict:
+    """Like ``read_checkpoint`` but requires a synclip training checkpoint."""
+    state = read_checkpoint(path)
+    if state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a synclip checkpoint (expected format {FORMAT!r})")
+    return state
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

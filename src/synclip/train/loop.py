@@ -1,0 +1,211 @@
+"""The training loop: one readable function, from config to a finished run folder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from synclip import distributed as dist
+from synclip.config import RunConfig
+from synclip.data.tokenizer import get_tokenizer
+from synclip.models import open_clip_state_dict
+from synclip.train import checkpoint as ckpt
+from synclip.train.data import build_loaders
+from synclip.train.logging import MetricsLogger
+from synclip.train.optim import cosine_lr, create_optimizer, set_lr
+from synclip.train.plots import plot_training_curves
+from synclip.train.setup import (
+    build_pretrainer,
+    init_distributed,
+    prepare_run_dir,
+    resolve_device,
+    seed_everything,
+)
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+class TooManyBadSamples(RuntimeError):
+    """More than ``data.max_bad_fraction`` of the samples could not be read."""
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, dict):
+            out[key] = to_device(value, device)
+        elif isinstance(value, torch.Tensor):
+            out[key] = value.to(device, non_blocking=True)
+        else:
+            out[key] = value
+    return out
+
+
+def train(cfg: RunConfig) -> Path:
+    """Train ``cfg``'s recipe; returns the run folder (checkpoint.pt, metrics.jsonl, tensorboard/, plots/)."""
+    t = cfg.train
+    device = resolve_device(t.device)
+    init_distributed(device)
+    if t.precision == "fp16" and device.type != "cuda":
+        raise ValueError("train.precision=fp16 needs CUDA; use bf16 on the CPU")
+    seed_everything(t.seed)
+    run_dir = prepare_run_dir(cfg)
+    pretrainer = build_pretrainer(cfg).to(device)
+    model = pretrainer.model
+    tokenizer = get_tokenizer(model.context_length)
+    views = pretrainer.recipe.views()
+    data = build_loaders(cfg, views, tokenizer, model.image_size)
+    steps_per_epoch = data.steps_per_epoch
+    total_steps = t.epochs * steps_per_epoch
+    last_step = min(total_steps, t.max_steps or total_steps)
+
+    optimizer = create_optimizer(pretrainer, t.lr, t.weight_decay, (t.beta1, t.beta2), t.eps)
+    scaler = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
+    step, bad = 0, {"n_bad": 0, "n_items": 0, "examples": []}
+    if t.resume:
+        path = run_dir / "checkpoint.pt" if t.resume == "auto" else Path(t.resume)
+        if path.exists() or t.resume != "auto":
+            step, bad = _restore(path, pretrainer, optimizer, scaler)
+    wrapped = pretrainer
+    if dist.world_size() > 1:
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            pretrainer, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    logger = MetricsLogger(run_dir, start_step=step) if dist.is_main() else None
+    bar = tqdm(total=last_step, initial=step, disable=not (t.progress and dist.is_main()), desc=cfg.recipe)
+    state = {
+        "pretrainer": pretrainer,
+        "optimizer": optimizer,
+        "scaler": scaler,
+        "cfg": cfg,
+        "run_dir": run_dir,
+    }
+    pretrainer.train()
+    window_pairs, window_start = 0, time.perf_counter()
+    try:
+        while step < last_step:
+            epoch, start_batch = divmod(step, steps_per_epoch)
+            for batch in data.epoch(epoch, start_batch):
+                _count_bad(batch, bad, cfg.data.max_bad_fraction, len(data.loaders[data.main].dataset))
+                main = batch[data.main]
+                if main.get("size", 0) == 0:
+                    step += 1
+                    continue
+                batch = to_device(batch, device)
+                set_lr(optimizer, cosine_lr(step, t.lr, t.warmup_steps, total_steps))
+                with autocast(device, t.precision):
+                    out = wrapped(batch)
+                loss = out["loss"]
+                if not torch.isfinite(loss):
+                    raise NonFiniteLoss(
+                        f"loss is {loss.item()} at step {step} ({_parts(out)}); the last good checkpoint in "
+                        f"{run_dir} is intact. Lower train.lr, raise train.warmup_steps or use train.precision=fp32"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if t.grad_clip_norm:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(pretrainer.parameters(), t.grad_clip_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                pretrainer.post_step()
+                step += 1
+                window_pairs += main["size"] * dist.world_size()
+                bar.update(1)
+                if step % t.log_every == 0 or step == last_step:
+                    rate = window_pairs / (time.perf_counter() - window_start)
+                    scalars = {k: v.item() for k, v in out.items() if v.numel() == 1}
+                    scalars |= {"lr": optimizer.param_groups[0]["lr"], "pairs_per_s": rate, "epoch": epoch}
+                    scalars["bad_samples"] = bad["n_bad"]
+                    bar.set_postfix(loss=f"{scalars['loss']:.3f}", pairs_s=f"{rate:.0f}")
+                    if logger:
+                        logger.log(step, scalars)
+                    window_pairs, window_start = 0, time.perf_counter()
+                if step % t.checkpoint_every == 0 and step < last_step:
+                    _save(state, step, bad, finished=False)
+                if step >= last_step:
+                    break
+        _save(state, step, bad, finished=True)
+    finally:
+        bar.close()
+        if logger:
+            logger.close()
+    if dist.is_main():
+        (run_dir / "data_quality.json").write_text(json.dumps(bad, indent=2))
+        plot_training_curves(run_dir)
+    return run_dir
+
+
+def _parts(out: dict) -> str:
+    return ", ".join(f"{k}={v.item():.4g}" for k, v in out.items() if v.numel() == 1)
+
+
+def _count_bad(batch: dict, bad: dict, max_fraction: float, dataset_size: int) -> None:
+    """Accumulate skipped samples; stop once the bad fraction is over the limit on enough samples."""
+    for source in batch.values():
+        bad["n_bad"] += source.get("n_bad", 0)
+        bad["n_items"] += source.get("n_items", 0)
+        for key, reason in source.get("bad", []):
+            if len(bad["examples"]) < 20:
+                bad["examples"].append(f"{key}: {reason}")
+    seen_enough = bad["n_items"] >= min(dataset_size, 1000)
+    if seen_enough and bad["n_bad"] > max_fraction * bad["n_items"]:
+        raise TooManyBadSamples(
+            f"{bad['n_bad']} of {bad['n_items']} samples could not be used (limit data.max_bad_fraction="
+            f"{max_fraction}); for example: {'; '.join(bad['examples'][:5])}"
+        )
+
+
+def _save(state: dict, step: int, bad: dict, finished: bool) -> None:
+    if not dist.is_main():
+        return
+    pretrainer = state["pretrainer"]
+    logit_scale = pretrainer.recipe.logit_scale()
+    ckpt.save_atomic(
+        {
+            "format": ckpt.FORMAT,
+            "model_name": pretrainer.model.name,
+            "model": open_clip_state_dict(pretrainer.model, logit_scale),
+            "recipe": pretrainer.recipe.state_dict(),
+            "optimizer": state["optimizer"].state_dict(),
+            "scaler": state["scaler"].state_dict(),
+            "step": step,
+            "finished": finished,
+            "bad_samples": bad,
+            "rng": ckpt.rng_state(),
+            "config": state["cfg"].to_dict(),
+        },
+        state["run_dir"] / "checkpoint.pt",
+    )
+
+
+def _restore(path: Path, pretrainer, optimizer, scaler) -> tuple[int, dict]:
+    state = ckpt.read_synclip_checkpoint(path)
+    model_state = {k: v for k, v in state["model"].items() if k != "logit_scale"}
+    try:
+        pretrainer.model.load_state_dict(model_state)
+        pretrainer.recipe.load_state_dict(state["recipe"])
+    except RuntimeError as err:
+        raise ckpt.CheckpointError(
+            f"{path} was written for model {state.get('model_name')!r} with recipe objectives "
+            f"{sorted(state['config']['objectives'])}, which do not fit this run: {str(err)[:300]}"
+        ) from err
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    ckpt.set_rng_state(state["rng"])
+    return int(state["step"]), state["bad_samples"]

@@ -1,0 +1,39 @@
+"""AdamW with open_clip's weight-decay exclusions and a step-based cosine schedule with warm-up."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def no_decay(name: str, param: torch.Tensor) -> bool:
+    """Norms, biases, embeddings of rank < 2 and temperatures get no weight decay (CLIP / open_clip)."""
+    lowered = name.lower()
+    return param.ndim < 2 or any(t in lowered for t in ("bn", "ln", "norm", "bias", "logit_scale"))
+
+
+def create_optimizer(
+    module: nn.Module, lr: float, weight_decay: float, betas, eps: float
+) -> torch.optim.AdamW:
+    decay, rest = [], []
+    for name, param in module.named_parameters():
+        if param.requires_grad:
+            (rest if no_decay(name, param) else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    # fused AdamW runs one kernel per step on CPU and CUDA (torch >= 2.4)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=True)
+
+
+def cosine_lr(step: int, base_lr: float, warmup: int, total: int) -> float:
+    """Linear warm-up to ``base_lr`` over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * base_lr * (1 + math.cos(math.pi * progress))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

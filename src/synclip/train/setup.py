@@ -1,0 +1,72 @@
+"""Building the pieces of a run from its config: device, seeds, model, recipe, run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synclip import distributed as dist
+from synclip.config import RunConfig
+from synclip.models import TwoTower, create_model
+from synclip.recipe import Pretrainer, Recipe
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", dist.local_rank())
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name} but CUDA is not available; use train.device=cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def init_distributed(device: torch.device) -> None:
+    """Join the process group that torchrun describes in the environment (no-op for one process)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+
+
+def build_pretrainer(cfg: RunConfig) -> Pretrainer:
+    m = cfg.model
+    model: TwoTower = create_model(
+        m.name,
+        pretrained=m.pretrained,
+        image_size=m.image_size,
+        context_length=m.context_length,
+        patch_dropout=m.patch_dropout,
+    )
+    return Pretrainer(model, Recipe(model, cfg.objectives))
+
+
+def run_dir_for(cfg: RunConfig) -> Path:
+    return Path(cfg.train.out_dir) / (cfg.train.name or f"{cfg.recipe}-s{cfg.train.seed}")
+
+
+def prepare_run_dir(cfg: RunConfig) -> Path:
+    """Create the run folder; refuse to overwrite an existing run unless resuming it."""
+    run_dir = run_dir_for(cfg)
+    if (run_dir / "checkpoint.pt").exists() and not cfg.train.resume:
+        raise FileExistsError(
+            f"{run_dir} already holds a run; pass train.resume=auto to continue it, or train.name=... "
+            "(or train.out_dir=...) for a new one"
+        )
+    if dist.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    return run_dir
