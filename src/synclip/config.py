@@ -163,6 +163,11 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
         if option is type(None):
             continue
         origin = typing.get_origin(option) or option
+        if origin is float and isinstance(value, str):
+            try:  # YAML 1.1 reads "5e-4" (no dot) as a string
+                return float(value)
+            except ValueError:
+                continue
         if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
@@ -198,15 +203,10 @@ def _check_objectives(objectives: dict) -> None:
 
 
 def _check_views(views: dict) -> None:
-    from synclip.data.views import view_defaults
+    from synclip.data.views import resolve_view
 
     for name, options in views.items():
         try:
-            defaults = view_defaults(name)
-        except KeyError as err:
-            raise ConfigError(f"views.{name}: {err.args[0]}") from None
-        unknown = sorted(set(options or {}) - set(defaults))
-        if unknown:
-            raise ConfigError(
-                f"views.{name}: unknown option(s) {unknown}; valid: {', '.join(sorted(defaults))}"
-            )
+            resolve_view(name, options)
+        except ValueError as err:
+            raise ConfigError(f"views.{name}: {err}") from None

@@ -19,7 +19,7 @@ from synclip import distributed as dist
 from synclip.data.collate import collate
 from synclip.data.emoji import build_emoji_corpus
 from synclip.data.sources import CsvImageText, ImageFolder
-from synclip.data.views import ViewDataset, make_views, view_defaults
+from synclip.data.views import ViewDataset, make_views, resolve_view
 
 SOURCE_KINDS = {
     "emoji": {"style": "twemoji", "root": None, "batch_size": None},
@@ -58,14 +58,19 @@ def build_source(name: str, spec: dict) -> Dataset:
 
 
 def resolve_views(names: list[str], overrides: dict, image_size: int) -> dict[str, dict]:
-    """Full options for each needed view: builder defaults <- model image size <- recipe ``views``."""
+    """Options of each needed view: the recipe's ``views`` entry, with image views sized to the model."""
     cfgs = {}
     for name in names:
-        cfg = dict(view_defaults(name))
-        if "size" in cfg:
-            cfg["size"] = image_size
-        cfg.update(overrides.get(name) or {})
-        cfgs[name] = cfg
+        user = dict(overrides.get(name) or {})
+        _, options = resolve_view(name, user)
+        if "size" in options and "size" not in user:
+            user["size"] = image_size
+        elif "size" in options and user["size"] != image_size:
+            raise ValueError(
+                f"views.{name}.size={user['size']} but the model takes {image_size} px images; "
+                f"set model.image_size={user['size']} instead (or drop views.{name}.size)"
+            )
+        cfgs[name] = user
     return cfgs
 
 

@@ -1,0 +1,39 @@
+"""Data: the emoji corpus, sample sources, real labelled sets, the tokenizer, views and batching."""
+
+from synclip.data.cache import cache_dir
+from synclip.data.collate import collate
+from synclip.data.emoji import build_emoji_corpus
+from synclip.data.labelled import fashion_mnist, mnist5k, sklearn_digits
+from synclip.data.sources import ArrayImageLabel, BadSample, CsvImageText, ImageFolder
+from synclip.data.tokenizer import ClipTokenizer, get_tokenizer
+from synclip.data.views import (
+    VIEW_OPTIONS,
+    ViewDataset,
+    Views,
+    make_views,
+    register_view,
+    resolve_view,
+    view_defaults,
+)
+
+__all__ = [
+    "cache_dir",
+    "build_emoji_corpus",
+    "BadSample",
+    "CsvImageText",
+    "ImageFolder",
+    "ArrayImageLabel",
+    "fashion_mnist",
+    "mnist5k",
+    "sklearn_digits",
+    "ClipTokenizer",
+    "get_tokenizer",
+    "VIEW_OPTIONS",
+    "Views",
+    "ViewDataset",
+    "make_views",
+    "register_view",
+    "resolve_view",
+    "view_defaults",
+    "collate",
+]

@@ -1,0 +1,136 @@
+"""Views: named functions that turn one source sample into one model input.
+
+A view *builder* is registered in :data:`synclip.registry.VIEWS` with its option defaults::
+
+    @register_view("image", size=48, ...)
+    def build(cfg: dict, tokenizer, train: bool) -> Callable[[dict], Any]: ...
+
+``cfg`` arrives complete (defaults merged, unknown names rejected). Builders live in modules named
+``synclip/data/views_*.py``; every such module is imported when this one is, so a new view (say
+``image_ssl`` with N crops) is one new file. Builders should return picklable callables
+(module-level functions, ``functools.partial`` or small classes) so spawn-based DataLoader workers work.
+
+A views config maps an output name to options. The output name is also the view kind unless the
+options carry ``kind``: ``{"image": {"size": 64}, "image_big": {"kind": "image", "size": 128}}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from synclip.data.sources import BadSample
+from synclip.registry import VIEWS
+
+VIEW_OPTIONS: dict[str, dict[str, Any]] = {}
+RESERVED_NAMES = ("key", "__bad__")
+
+
+def register_view(name: str, **defaults: Any) -> Callable:
+    """Decorator: register a view builder under ``name`` with its option defaults."""
+
+    def add(build: Callable) -> Callable:
+        VIEWS.register(name)(build)
+        VIEW_OPTIONS[name] = dict(defaults)
+        return build
+
+    return add
+
+
+def view_defaults(kind: str) -> dict[str, Any]:
+    """A copy of the default options of view ``kind`` (KeyError listing known kinds if unknown)."""
+    VIEWS.get(kind)
+    return dict(VIEW_OPTIONS[kind])
+
+
+def resolve_view(name: str, cfg: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """Return ``(kind, complete options)`` for the view called ``name``; ValueError on unknown options."""
+    cfg = dict(cfg or {})
+    kind = cfg.pop("kind", name)
+    if name in RESERVED_NAMES:
+        raise ValueError(f"{name!r} cannot name a view: it is reserved for the sample id / bad marker")
+    if kind not in VIEWS:
+        raise ValueError(
+            f"unknown view {kind!r} (for output {name!r}); known views: {', '.join(VIEWS.names())}"
+        )
+    options = view_defaults(kind)
+    unknown = sorted(set(cfg) - set(options))
+    if unknown:
+        valid = ", ".join(sorted(options)) or "none"
+        raise ValueError(
+            f"unknown option(s) {unknown} for view {kind!r}; valid options: {valid} (and 'kind')"
+        )
+    options.update(cfg)
+    return kind, options
+
+
+class Views:
+    """Applies every configured view to a sample: ``sample -> {output name: value}``. Picklable."""
+
+    def __init__(self, fns: dict[str, Callable[[dict], Any]]):
+        self.fns = fns
+
+    def __call__(self, sample: dict) -> dict[str, Any]:
+        return {name: fn(sample) for name, fn in self.fns.items()}
+
+    def __repr__(self) -> str:
+        return f"Views({', '.join(self.fns)})"
+
+
+def make_views(cfgs: Mapping[str, Mapping[str, Any] | None], tokenizer: Any, train: bool) -> Views:
+    """Build every view of ``cfgs`` (output name -> options) for training or evaluation."""
+    if not cfgs:
+        raise ValueError(f"no views configured; known views: {', '.join(VIEWS.names())}")
+    fns = {}
+    for name, cfg in cfgs.items():
+        kind, options = resolve_view(name, cfg)
+        fns[name] = VIEWS.get(kind)(options, tokenizer, train)
+    return Views(fns)
+
+
+class ViewDataset(Dataset):
+    """A source seen through views: items are ``{view name: value, "key": id}``.
+
+    A :class:`BadSample` becomes ``{"__bad__": reason, "key": id}`` instead of an exception, so one
+    broken file neither kills a DataLoader worker nor the run; :func:`synclip.data.collate.collate`
+    drops and counts such items.
+    """
+
+    def __init__(self, source: Dataset, views: Callable[[dict], dict]):
+        self.source = source
+        self.views = views
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict:
+        try:
+            sample = self.source[index]
+            return {**self.views(sample), "key": sample["key"]}
+        except BadSample as bad:
+            return {"__bad__": bad.reason, "key": bad.key}
+
+
+def sample_field(sample: dict, field: str, view: str) -> Any:
+    """``sample[field]`` with an error that names the view and the fields the source does provide."""
+    try:
+        return sample[field]
+    except KeyError:
+        raise KeyError(
+            f"view {view!r} needs the sample field {field!r}, but this source gives {sorted(sample)}"
+        ) from None
+
+
+def _load_view_modules() -> None:
+    """Import every ``synclip.data.views_*`` module so that its builders register themselves."""
+    package = importlib.import_module("synclip.data")
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.startswith("views_"):
+            importlib.import_module(f"synclip.data.{info.name}")
+
+
+_load_view_modules()
