@@ -24,7 +24,7 @@ from synclip.recipe import Pretrainer, Recipe
 from synclip.train.optim import create_optimizer
 
 
-def open_clip_step_fn(name: str, batch: dict, device: torch.device):
+def open_clip_step_fn(name: str, batch: dict, device: torch.device, fused: bool = False):
     model = open_clip.create_model(name).to(device).train()
     loss_fn = open_clip.loss.ClipLoss()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_scale" not in n]
@@ -34,6 +34,7 @@ def open_clip_step_fn(name: str, batch: dict, device: torch.device):
         lr=1e-4,
         betas=(0.9, 0.98),
         eps=1e-6,
+        fused=fused or None,
     )
     image, text = batch["pairs"]["image"], batch["pairs"]["text"]
 
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per side per round")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", default=None, help="also write the result here")
+    parser.add_argument("--open-clip-fused-adamw", action="store_true", help="ablation: give open_clip the fused AdamW too")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -112,7 +114,7 @@ def main() -> None:
         }
     }
     sides = {
-        "open_clip": open_clip_step_fn(args.model, batch, device),
+        "open_clip": open_clip_step_fn(args.model, batch, device, args.open_clip_fused_adamw),
         "synclip": synclip_step_fn(args.model, batch, device),
     }
     for step in sides.values():  # warm-up
@@ -127,6 +129,7 @@ def main() -> None:
         "model": args.model,
         "batch": args.batch,
         "precision": args.precision,
+        "open_clip_fused_adamw": args.open_clip_fused_adamw,
         "device": str(device),
         "threads": torch.get_num_threads(),
         "open_clip_step_s": round(median["open_clip"], 4),
