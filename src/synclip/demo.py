@@ -13,13 +13,15 @@ import torch
 
 from synclip.config import load_config
 from synclip.data.emoji import build_emoji_corpus
+from synclip.eval.run import format_table
 from synclip.evaluate import evaluate_checkpoint
 from synclip.train.loop import train
 from synclip.train.setup import build_pretrainer
 
-# Tasks whose class names or captions the emoji names can teach (the category names never occur in
-# them, so category zero-shot stays at chance; `synclip eval` still reports it).
-DEMO_TASKS = ["head_noun", "retrieval", "cross_style", "fashion_mnist"]
+# What the demo shows: tasks the emoji names can teach. `synclip eval` reports every task, including
+# those a CLIP trained on emoji names cannot beat chance on (see docs/evaluation.md).
+DEMO_TASKS = ["head_noun", "retrieval", "cross_style"]
+SHOWN = ["head_noun/twemoji", "retrieval/twemoji", "retrieval/openmoji"]
 
 
 def measure_pairs_per_second(cfg, steps: int = 6) -> float:
@@ -62,7 +64,11 @@ def run_demo(minutes: float = 6.5, out_dir: str = "runs") -> dict:
 
     print("== 3/3 evaluate")
     result = evaluate_checkpoint(run_dir / "checkpoint.pt", tasks=DEMO_TASKS)
-    print(result["table"])
+    print(format_table(result["result"], tasks=SHOWN))
+    print(
+        "\nretrieval/openmoji is transfer to an unseen art style. Category names never occur in the\n"
+        "captions and Fashion-MNIST photos are another domain: `synclip eval` reports those too, near chance."
+    )
     print(f"\nrun folder: {run_dir} (checkpoint.pt, metrics.jsonl, tensorboard/, plots/, eval.json)")
     print(f"total time: {(time.perf_counter() - t0) / 60:.1f} min")
     return result
