@@ -99,7 +99,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per side per round")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", default=None, help="also write the result here")
-    parser.add_argument("--open-clip-fused-adamw", action="store_true", help="ablation: give open_clip the fused AdamW too")
+    parser.add_argument(
+        "--open-clip-fused-adamw", action="store_true", help="ablation: give open_clip the fused AdamW too"
+    )
     args = parser.parse_args()
 
     device = torch.device(args.device)

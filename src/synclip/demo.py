@@ -16,6 +16,7 @@ from synclip.data.emoji import build_emoji_corpus
 from synclip.eval.run import format_table
 from synclip.evaluate import evaluate_checkpoint
 from synclip.train.loop import train
+from synclip.train.optim import create_optimizer
 from synclip.train.setup import build_pretrainer
 
 # What the demo shows: tasks the emoji names can teach. `synclip eval` reports every task, including
@@ -35,7 +36,8 @@ def measure_pairs_per_second(cfg, steps: int = 6) -> float:
             "text": torch.randint(0, 49408, (b, model.context_length)),
         }
     }
-    optimizer = torch.optim.AdamW(pretrainer.parameters(), lr=1e-4)
+    t = cfg.train
+    optimizer = create_optimizer(pretrainer, t.lr, t.weight_decay, (t.beta1, t.beta2), t.eps)
     for i in range(steps + 2):
         if i == 2:  # the first steps warm up allocators and kernels
             start = time.perf_counter()
@@ -55,7 +57,7 @@ def run_demo(minutes: float = 6.5, out_dir: str = "runs") -> dict:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     cfg = load_config("clip", [f"train.out_dir={out_dir}", f"train.name=demo-{stamp}", "eval.at_end=false"])
     rate = measure_pairs_per_second(cfg)
-    epochs = max(1, int(minutes * 60 * rate * 0.85 / n_pairs))  # 15% margin for data loading and logging
+    epochs = max(1, int(minutes * 60 * rate * 0.9 / n_pairs))  # 10% margin for data loading and logging
     cfg.train.epochs = epochs
     print(
         f"== 2/3 train `clip` on {cfg.model.name}: {epochs} epochs at ~{rate:.0f} pairs/s (budget {minutes} min)"
