@@ -44,7 +44,10 @@ class Recipe(nn.Module):
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         total, parts = 0.0, {}
-        for name, objective in self.active().items():
+        active = self.active()
+        # every view any objective needs, same-shape views in one tower call each
+        enc.prefetch([request for objective in active.values() for request in objective.requests()])
+        for name, objective in active.items():
             out = objective(enc, batch)
             total = total + self.weights[name] * out["loss"]
             parts.update({f"{name}_{k}": v for k, v in out.items()})

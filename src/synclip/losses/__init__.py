@@ -1,5 +1,19 @@
 """Losses are plain maths: tensors in, scalar out. Collectives only through synclip.distributed."""
 
+from synclip.losses.cosine import simsiam_loss
 from synclip.losses.info_nce import clip_loss, contrastive_logits
+from synclip.losses.masked_ce import masked_token_ce
+from synclip.losses.multiview import multiview_clip_loss
+from synclip.losses.noncontrastive import entropy, nclip_loss
+from synclip.losses.ntxent import ntxent_loss
 
-__all__ = ["clip_loss", "contrastive_logits"]
+__all__ = [
+    "clip_loss",
+    "contrastive_logits",
+    "entropy",
+    "masked_token_ce",
+    "multiview_clip_loss",
+    "nclip_loss",
+    "ntxent_loss",
+    "simsiam_loss",
+]

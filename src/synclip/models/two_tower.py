@@ -13,6 +13,17 @@ from open_clip.model import CLIP
 from open_clip.transformer import VisionTransformer, text_global_pool
 
 
+def drop_patches(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Keep the CLS token and a random ``1 - fraction`` of the other tokens of each row (B, 1 + P, W)."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"patch dropout must lie in [0, 1), got {fraction}")
+    b, n = x.shape[0], x.shape[1] - 1
+    keep = max(1, int(n * (1 - fraction)))
+    index = torch.rand(b, n, device=x.device).argsort(dim=1)[:, :keep] + 1  # (B, keep), skips CLS
+    patches = torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # (B, keep, W)
+    return torch.cat([x[:, :1], patches], dim=1)  # (B, 1 + keep, W)
+
+
 class TwoTower(CLIP):
     """open_clip's CLIP towers with richer outputs for objectives.
 
@@ -30,16 +41,21 @@ class TwoTower(CLIP):
         self.vision_width = vision_cfg.get("width", embed_dim)
         self.text_width = text_cfg.get("width", embed_dim)
 
-    def image_outputs(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def image_outputs(self, image: torch.Tensor, patch_dropout: float = 0.0) -> dict[str, torch.Tensor]:
         """Encode images (B, 3, H, W).
 
         Returns ``embed`` (B, D) projected, not normalised; for ViT towers also ``pooled`` (B, W), the
         feature before the projection, and ``tokens`` (B, P, W), the patch features after the final norm.
+        ``patch_dropout`` (FLIP, Li et al. 2023, https://arxiv.org/abs/2212.00794) keeps a random
+        ``1 - patch_dropout`` of the patch tokens of each image (and always the CLS token), on top of
+        the architecture's own patch dropout; objectives use it on their self-supervised views.
         """
         visual = self.visual
         if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
             return {"embed": visual(image)}
-        x = visual._embeds(image)  # (B, 1 + P, W), patch dropout applied here when enabled
+        x = visual._embeds(image)  # (B, 1 + P, W), the config's patch dropout applied here when enabled
+        if patch_dropout > 0:
+            x = drop_patches(x, patch_dropout)  # (B, 1 + P', W)
         x = visual.transformer(x)  # (B, 1 + P, W)
         pooled, tokens = visual._pool(x)  # (B, W), (B, P, W)
         embed = pooled @ visual.proj if visual.proj is not None else pooled  # (B, D)

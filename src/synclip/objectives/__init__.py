@@ -1,6 +1,14 @@
 """Objectives register themselves on import; importing this package makes them all available."""
 
-from synclip.objectives import clip  # noqa: F401
+from synclip.objectives import (  # noqa: F401
+    clip,
+    mlm,
+    multiview_clip,
+    nclip,
+    nearest_neighbour,
+    simclr,
+    simsiam,
+)
 from synclip.objectives.base import Encoded, Objective, objective_options
 
 __all__ = ["Encoded", "Objective", "objective_options"]

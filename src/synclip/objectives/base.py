@@ -15,36 +15,96 @@ from torch import nn
 
 from synclip.registry import OBJECTIVES
 
+Request = tuple[str, str, str, float]  # (tower, view, source, patch dropout)
+
+
+def tower_of(view: str) -> str | None:
+    """The tower a view goes through, from its name: ``image*`` -> image, ``text*`` -> text."""
+    if view.startswith("image"):
+        return "image"
+    if view.startswith("text"):
+        return "text"
+    return None
+
 
 class Encoded:
     """Memo of tower outputs for one batch: a view is encoded once, whoever asks for it.
 
     A view of shape (B, V, C, H, W) (V crops per sample) goes through the tower in one (B * V) call;
-    its outputs come back as (B, V, ...).
+    its outputs come back as (B, V, ...). Text views are token ids (B, L); a (B, 2, L) text view
+    carries ``[ids; MLM labels]`` (``text_mlm``) and is encoded from its ids.
+
+    :meth:`prefetch` encodes many views at once: views with the same per-item shape (and the same
+    patch dropout) are concatenated into one tower call, e.g. ``image`` (B, 3, H, W) and
+    ``image_ssl`` (B, N, 3, H, W) go through the image tower as one (B + B * N) batch.
+    Patch dropout is applied only while the model is in training mode.
     """
 
     def __init__(self, model: nn.Module, batch: dict):
         self.model = model
         self.batch = batch
-        self._cache: dict[tuple[str, str, str], dict[str, torch.Tensor]] = {}
+        self._cache: dict[tuple[str, str, str, float], dict[str, torch.Tensor]] = {}
 
-    def image(self, view: str = "image", source: str = "pairs") -> dict[str, torch.Tensor]:
-        return self._encode("image", view, source)
+    def image(self, view: str = "image", source: str = "pairs", patch_dropout: float = 0.0) -> dict:
+        return self._encode(("image", view, source, self._dropout(patch_dropout)))
 
     def text(self, view: str = "text", source: str = "pairs") -> dict[str, torch.Tensor]:
-        return self._encode("text", view, source)
+        return self._encode(("text", view, source, 0.0))
 
-    def _encode(self, tower: str, view: str, source: str) -> dict[str, torch.Tensor]:
-        key = (tower, source, view)
+    def _dropout(self, patch_dropout: float) -> float:
+        return float(patch_dropout) if self.model.training else 0.0
+
+    def _input(self, tower: str, view: str, source: str) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """The view's tensor flattened to one item per row, and its leading shape (B,) or (B, V)."""
+        x = self.batch[source][view]
+        if tower == "text" and x.ndim == 3:
+            x = x[:, 0]  # (B, 2, L) [ids; labels] -> (B, L)
+        lead = tuple(x.shape[:-3] if tower == "image" else x.shape[:-1])  # (B,) or (B, V)
+        return x.reshape(-1, *x.shape[len(lead) :]), lead  # (B * V, ...)
+
+    def _run(self, tower: str, flat: torch.Tensor, patch_dropout: float) -> dict[str, torch.Tensor]:
+        if tower == "image":
+            out = (
+                self.model.image_outputs(flat, patch_dropout)
+                if patch_dropout
+                else self.model.image_outputs(flat)
+            )
+        else:
+            out = self.model.text_outputs(flat)
+        out["features"] = F.normalize(out["embed"], dim=-1)  # (N, D), unit length
+        return out
+
+    def _encode(self, key: tuple[str, str, str, float]) -> dict[str, torch.Tensor]:
         if key not in self._cache:
-            x = self.batch[source][view]
-            lead = x.shape[:-3] if tower == "image" else x.shape[:-1]  # (B,) or (B, V)
-            flat = x.reshape(-1, *x.shape[len(lead) :])  # (B * V, ...)
-            fn = self.model.image_outputs if tower == "image" else self.model.text_outputs
-            out = fn(flat)
-            out["features"] = F.normalize(out["embed"], dim=-1)  # (B * V, D), unit length
+            tower, view, source, patch_dropout = key
+            flat, lead = self._input(tower, view, source)
+            out = self._run(tower, flat, patch_dropout)
             self._cache[key] = {k: v.reshape(*lead, *v.shape[1:]) for k, v in out.items()}
         return self._cache[key]
+
+    def prefetch(self, requests: list[Request]) -> None:
+        """Encode every requested view not yet cached, one tower call per group of same-shape views."""
+        groups: dict[tuple, list[tuple]] = {}
+        for tower, view, source, patch_dropout in requests:
+            key = (tower, view, source, self._dropout(patch_dropout))
+            x = self.batch.get(source, {}).get(view)
+            if key in self._cache or not isinstance(x, torch.Tensor) or tower not in ("image", "text"):
+                continue
+            if (tower == "image" and x.ndim < 4) or (tower == "text" and x.ndim not in (2, 3)):
+                continue
+            flat, lead = self._input(tower, view, source)
+            group = (tower, tuple(flat.shape[1:]), flat.dtype, key[3])
+            if all(k != key for k, _, _ in groups.get(group, [])):
+                groups.setdefault(group, []).append((key, flat, lead))
+        for (tower, _, _, patch_dropout), members in groups.items():
+            flat = (
+                torch.cat([f for _, f, _ in members]) if len(members) > 1 else members[0][1]
+            )  # (sum N, ...)
+            out = self._run(tower, flat, patch_dropout)
+            sizes = [f.shape[0] for _, f, _ in members]
+            parts = {k: v.split(sizes) for k, v in out.items()}
+            for i, (key, _, lead) in enumerate(members):
+                self._cache[key] = {k: v[i].reshape(*lead, *v[i].shape[1:]) for k, v in parts.items()}
 
 
 class Objective(nn.Module):
@@ -62,6 +122,17 @@ class Objective(nn.Module):
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def requests(self) -> list[Request]:
+        """The tower inputs this objective will ask for, so :meth:`Encoded.prefetch` can batch them."""
+        dropout = getattr(self, "patch_dropout", 0.0)
+        ssl_views = getattr(self, "patch_dropout_views", ())
+        out = []
+        for view in self.views:
+            tower = tower_of(view)
+            if tower:
+                out.append((tower, view, self.source, dropout if view in ssl_views else 0.0))
+        return out
 
     @torch.no_grad()
     def post_step(self) -> None:

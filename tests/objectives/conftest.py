@@ -1,0 +1,58 @@
+"""A real emoji batch through any set of views, and small option sets that keep objectives fast."""
+
+import random
+
+import pytest
+import torch
+
+from synclip.data.collate import collate
+from synclip.data.sources import CsvImageText
+from synclip.data.tokenizer import get_tokenizer
+from synclip.data.views import make_views
+from synclip.models import create_model
+from synclip.train.data import resolve_views
+
+SMALL = {
+    "simclr": {"mlp_dim": 64, "embed_dim": 32},
+    "simsiam": {"proj_dim": 64, "pred_dim": 32},
+    "nearest_neighbour": {"queue_size": 64},
+    "nclip": {"num_prototypes": 64, "hidden_dim": 64, "bottleneck_dim": 32},
+}
+
+
+def shrink(objectives: dict) -> dict:
+    """Recipe objectives with the small head / queue sizes of SMALL (per objective type)."""
+    out = {}
+    for name, options in objectives.items():
+        options = dict(options or {})
+        kind = options.get("type", name)
+        out[name] = {**options, **{k: v for k, v in SMALL.get(kind, {}).items()}}
+    return out
+
+
+@pytest.fixture(scope="session")
+def emoji_source(emoji_subset):
+    return CsvImageText(emoji_subset)
+
+
+@pytest.fixture
+def make_batch(emoji_source):
+    """``make_batch(model, view_names, view_cfgs, n)`` -> {"pairs": batch} from real emoji pairs."""
+
+    def build(model, names, cfgs=None, n=16, seed=0):
+        tok = get_tokenizer(model.context_length)
+        views = make_views(resolve_views(list(names), cfgs or {}, model.image_size), tok, train=True)
+        items = []
+        for i in range(n):
+            random.seed(seed * 1000 + i)
+            torch.manual_seed(seed * 1000 + i)
+            items.append({**views(emoji_source[i]), "key": i})
+        return {"pairs": collate(items)}
+
+    return build
+
+
+@pytest.fixture
+def micro_model():
+    torch.manual_seed(0)
+    return create_model("micro-vit-32")
