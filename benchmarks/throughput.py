@@ -24,8 +24,11 @@ from synclip.recipe import Pretrainer, Recipe
 from synclip.train.optim import create_optimizer
 
 
-def open_clip_step_fn(name: str, batch: dict, device: torch.device, fused: bool = False):
+def open_clip_step_fn(
+    name: str, batch: dict, device: torch.device, fused: bool = False, grad_checkpointing: bool = False
+):
     model = open_clip.create_model(name).to(device).train()
+    model.set_grad_checkpointing(grad_checkpointing)
     loss_fn = open_clip.loss.ClipLoss()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_scale" not in n]
     rest = [p for n, p in model.named_parameters() if p.ndim < 2 or "logit_scale" in n]
@@ -51,8 +54,9 @@ def open_clip_step_fn(name: str, batch: dict, device: torch.device, fused: bool 
     return step
 
 
-def synclip_step_fn(name: str, batch: dict, device: torch.device):
+def synclip_step_fn(name: str, batch: dict, device: torch.device, grad_checkpointing: bool = False):
     model = create_model(name)
+    model.set_grad_checkpointing(grad_checkpointing)
     pretrainer = Pretrainer(model, Recipe(model, {"clip": {"weight": 1.0}})).to(device).train()
     optimizer = create_optimizer(pretrainer, 1e-4, 0.1, (0.9, 0.98), 1e-6)
 

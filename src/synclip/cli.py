@@ -31,10 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint")
     p.add_argument("out")
 
-    p = sub.add_parser("data", help="build data sets from installed packages")
-    p.add_argument("dataset", choices=["emoji"])
+    p = sub.add_parser(
+        "data", help="build data sets: `data emoji`, or `data shards --source SRC --out DIR` (webdataset)"
+    )
+    p.add_argument("dataset", choices=["emoji", "shards"])
     p.add_argument("--root", default=None, help="cache folder (default $SYNCLIP_DATA or ~/.cache/synclip)")
     p.add_argument("--size", type=int, default=64, help="image side in pixels")
+    p.add_argument(
+        "--source", default="emoji", help="shards: `emoji`, a CSV/TSV of image-text pairs, or an image folder"
+    )
+    p.add_argument("--out", default=None, help="shards: output folder")
+    p.add_argument("--shard-size", type=int, default=1000, help="shards: samples per tar file")
+    p.add_argument("--format", default="png", choices=["png", "jpg"], help="shards: image encoding")
+    p.add_argument("--img-key", default="filepath", help="shards from a CSV: image path column")
+    p.add_argument("--caption-key", default="caption", help="shards from a CSV: caption column")
 
     sub.add_parser("recipes", help="list the shipped recipes")
     sub.add_parser("models", help="list model architecture names")
@@ -63,7 +73,11 @@ def cmd_train(args) -> int:
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
+    from synclip import distributed as dist
+
     run_dir = train(cfg)
+    if not dist.is_main():
+        return 0
     print(f"run folder: {run_dir}")
     if cfg.eval.at_end:
         from synclip.evaluate import evaluate_checkpoint
@@ -98,9 +112,32 @@ def cmd_data(args) -> int:
 
     from synclip.data.emoji import build_emoji_corpus
 
+    if args.dataset == "shards":
+        return _write_shards(args)
     start = time.perf_counter()
     path = build_emoji_corpus(Path(args.root) if args.root else None, size=args.size)
     print(f"emoji corpus at {path} ({time.perf_counter() - start:.1f}s)")
+    return 0
+
+
+def _write_shards(args) -> int:
+    from synclip.data.shards import write_shards
+    from synclip.train.data import build_source
+
+    if not args.out:
+        raise ValueError("synclip data shards needs --out DIR")
+    src = Path(args.source)
+    if args.source == "emoji":
+        spec = {"kind": "emoji", "root": args.root}
+    elif src.is_dir():
+        spec = {"kind": "image_folder", "root": str(src)}
+    else:
+        spec = {"kind": "csv", "path": str(src), "img_key": args.img_key, "caption_key": args.caption_key}
+    info = write_shards(build_source("shards", spec), args.out, args.shard_size, args.format)
+    print(
+        f"wrote {info['num_samples']} samples in {info['num_shards']} shards ({info['n_bad']} bad skipped)\n"
+        f"data.sources=\"{{pairs: {{kind: webdataset, urls: '{info['urls']}', num_samples: {info['num_samples']}}}}}\""
+    )
     return 0
 
 

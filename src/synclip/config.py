@@ -29,11 +29,12 @@ class ModelConfig:
     image_size: int | None = None  # override of the architecture's image size
     context_length: int | None = None  # override of the text context length
     patch_dropout: float = 0.0  # FLIP-style fraction of patch tokens dropped in training
+    grad_checkpointing: bool = False  # recompute tower activations in backward (open_clip's)
 
 
 @dataclass
 class DataConfig:
-    # source name -> {kind: emoji|csv|image_folder, ...}; objectives read the source named in their options
+    # source name -> {kind: emoji|csv|image_folder|webdataset, ...}; objectives read the source named in their options
     sources: dict = field(default_factory=lambda: {"pairs": {"kind": "emoji", "style": "twemoji"}})
     workers: int = 2
     max_bad_fraction: float = 0.01  # stop when more than this fraction of samples is unreadable
@@ -43,7 +44,8 @@ class DataConfig:
 class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None  # stop after this many steps (the schedule still spans `epochs`)
-    batch_size: int = 128
+    batch_size: int = 128  # per process (and per micro-batch when accum_steps > 1)
+    accum_steps: int = 1  # micro-batches per optimizer step; the contrastive batch stays whole
     lr: float = 1e-3
     weight_decay: float = 0.1
     beta1: float = 0.9
@@ -60,6 +62,8 @@ class TrainConfig:
     name: str | None = None  # run folder name; default <recipe>-s<seed>
     resume: str | None = None  # "auto" (the run folder's last checkpoint) or a checkpoint path
     progress: bool = True
+    compile: bool = False  # torch.compile the training forward
+    find_unused_parameters: bool | None = None  # DDP; None: on when an objective has weight 0
 
 
 @dataclass
@@ -129,7 +133,7 @@ def from_dict(raw: dict) -> RunConfig:
     _check_views(cfg.views)
     if cfg.train.precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {cfg.train.precision!r}")
-    for name in ("epochs", "batch_size"):
+    for name in ("epochs", "batch_size", "accum_steps"):
         if getattr(cfg.train, name) < 1:
             raise ConfigError(f"train.{name} must be at least 1")
     return cfg

@@ -8,6 +8,7 @@ would have seen (the sampler starts at the resumed step's batch).
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +19,23 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from synclip import distributed as dist
 from synclip.data.collate import collate
 from synclip.data.emoji import build_emoji_corpus
+from synclip.data.shards import ShardStream, expand_urls
 from synclip.data.sources import CsvImageText, ImageFolder
 from synclip.data.views import ViewDataset, make_views, resolve_view
+
+MAX_REPLACEMENT_TRIES = 16
 
 SOURCE_KINDS = {
     "emoji": {"style": "twemoji", "root": None, "batch_size": None},
     "csv": {"path": None, "img_key": "filepath", "caption_key": "caption", "sep": None, "batch_size": None},
     "image_folder": {"root": None, "batch_size": None},
+    "webdataset": {
+        "urls": None,
+        "num_samples": None,
+        "resampled": False,
+        "shuffle_buffer": 256,
+        "batch_size": None,
+    },
 }
 
 
@@ -40,6 +51,8 @@ def build_source(name: str, spec: dict) -> Dataset:
             f"data.sources.{name}: unknown option(s) {unknown}; valid: {sorted(SOURCE_KINDS[kind])}"
         )
     opts = {**SOURCE_KINDS[kind], **options}
+    if kind == "webdataset":
+        raise ValueError(f"data.sources.{name}: a webdataset source streams; use build_loaders")
     if kind == "emoji":
         corpus = build_emoji_corpus(Path(opts["root"]) if opts["root"] else None)
         styles = {"twemoji": "twemoji.tsv", "openmoji": "openmoji.tsv", "all": "emoji.tsv"}
@@ -75,7 +88,13 @@ def resolve_views(names: list[str], overrides: dict, image_size: int) -> dict[st
 
 
 class SeededItems(Dataset):
-    """Seeds Python's and torch's RNG from the sampler's per-item seed before building views."""
+    """Seeds Python's and torch's RNG from the sampler's per-item seed before building views.
+
+    A bad sample is replaced by another sample of the same source, drawn deterministically from the
+    item's seed, so every batch keeps its size on every rank (``all_gather`` needs equal shapes, and
+    the global batch stays the same for any number of ranks). The bad one is reported in the item as
+    ``"__replaced__": (key, reason)`` and counted by :func:`collate_counting`.
+    """
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -83,18 +102,45 @@ class SeededItems(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, item: tuple[int, int]) -> dict:
-        index, seed = item
+    def _get(self, index: int, seed: int) -> dict:
         random.seed(seed)
         torch.manual_seed(seed)
         return self.dataset[index]
 
+    def __getitem__(self, item: tuple[int, int]) -> dict:
+        index, seed = item
+        first = self._get(index, seed)
+        if "__bad__" not in first:
+            return first
+        rng, out = random.Random(seed), first
+        for _ in range(MAX_REPLACEMENT_TRIES):
+            out = self._get(rng.randrange(len(self.dataset)), rng.randrange(2**31 - 1))
+            if "__bad__" not in out:
+                break
+        else:
+            return first  # nothing readable nearby: collate drops it and the loop skips the step
+        return {**out, "__replaced__": (first.get("key"), first["__bad__"])}
+
+
+def collate_counting(items: list[dict]) -> dict:
+    """:func:`collate` that also counts bad samples that were replaced (map-style) or skipped (streams)."""
+    replaced = [item.pop("__replaced__") for item in items if "__replaced__" in item]
+    dropped = [d for item in items for d in item.pop("__dropped__", [])]
+    batch = collate(items)
+    batch["n_bad"] += len(replaced) + len(dropped)
+    batch["n_items"] += len(dropped)  # a replaced item was already counted once
+    batch["bad"] = batch["bad"] + replaced + dropped
+    return batch
+
 
 class EpochSampler(Sampler):
-    """A seeded permutation per epoch, cut into whole batches, sharded by rank, yielding (index, seed).
+    """A seeded permutation per epoch, cut into whole global batches, sharded by rank, yielding (index, seed).
 
-    Rank r takes batches r, r + world, ...; a trailing partial round is dropped so every rank runs the
-    same number of steps. ``start_batch`` skips batches already trained on (resume mid-epoch).
+    Global batch g is positions [g * B * world, (g + 1) * B * world) of the permutation, and rank r takes
+    its rows [r * B, (r + 1) * B): one process with batch ``world * B`` sees exactly the union of the
+    ranks' batches, in the same order and with the same per-position augmentation seeds. A trailing
+    partial global batch is dropped so every rank runs the same number of steps. ``start_batch`` skips
+    batches already trained on (resume mid-epoch).
     """
 
     def __init__(self, size: int, batch_size: int, seed: int):
@@ -121,7 +167,7 @@ class EpochSampler(Sampler):
         order = torch.randperm(self.size, generator=g)  # (size,)
         seeds = torch.randint(0, 2**31 - 1, (self.size,), generator=g)  # per-position augmentation seeds
         for b in range(self.start_batch, self.batches_per_epoch()):
-            start = (b * self.world + self.rank) * self.batch_size
+            start = b * self.world * self.batch_size + self.rank * self.batch_size  # rows of global batch b
             for i in range(start, start + self.batch_size):
                 yield int(order[i]), int(seeds[i])
 
@@ -130,21 +176,56 @@ class SourceLoader:
     """One source's DataLoader with its sampler; ``epoch_batches(e, start)`` iterates one epoch."""
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, workers: int):
-        self.dataset = dataset
+        self.dataset, self.batch_size = dataset, batch_size
+        self.num_samples = len(dataset)
         self.sampler = EpochSampler(len(dataset), batch_size, seed)
         self.loader = DataLoader(
             SeededItems(dataset),
             batch_size=batch_size,
             sampler=self.sampler,
             num_workers=workers,
-            collate_fn=collate,
+            collate_fn=collate_counting,
             persistent_workers=workers > 0,
             drop_last=False,
         )
 
+    def batches_per_epoch(self) -> int:
+        return self.sampler.batches_per_epoch()
+
     def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[dict]:
         self.sampler.set_epoch(epoch, start_batch)
         return iter(self.loader)
+
+
+class StreamLoader:
+    """A webdataset source: ``num_samples // (B * world)`` batches per epoch from a :class:`ShardStream`.
+
+    Workers are not persistent, so each epoch's stream is rebuilt from (seed, epoch). On resume at batch
+    s, worker w (which produced batches w, w + W, ... in the DataLoader's round-robin order) skips the
+    samples it had already produced, and the workers' roles rotate so that the one owning batch s
+    yields first.
+    """
+
+    def __init__(self, stream: ShardStream, batch_size: int, num_samples: int, workers: int):
+        self.stream, self.batch_size, self.workers = stream, batch_size, workers
+        self.num_samples = num_samples
+        if self.batches_per_epoch() == 0:
+            raise ValueError(
+                f"num_samples={num_samples} cannot fill one batch of {batch_size} on {dist.world_size()} rank(s)"
+            )
+        self.loader = DataLoader(
+            stream, batch_size=batch_size, num_workers=workers, collate_fn=collate_counting
+        )
+
+    def batches_per_epoch(self) -> int:
+        return self.num_samples // (self.batch_size * dist.world_size())
+
+    def epoch_batches(self, epoch: int, start_batch: int = 0) -> Iterator[dict]:
+        w = max(1, self.workers)
+        skip = [max(0, start_batch - i + w - 1) // w * self.batch_size for i in range(w)]
+        # the DataLoader starts with its worker 0: make it play the worker whose turn batch s is
+        self.stream.set_epoch(epoch, skip, shift=start_batch % w)
+        return itertools.islice(iter(self.loader), self.batches_per_epoch() - start_batch)
 
 
 class MultiSourceLoader:
@@ -156,7 +237,7 @@ class MultiSourceLoader:
     def __init__(self, loaders: dict[str, SourceLoader]):
         self.loaders = loaders
         self.main = next(iter(loaders))
-        self.steps_per_epoch = loaders[self.main].sampler.batches_per_epoch()
+        self.steps_per_epoch = loaders[self.main].batches_per_epoch()
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[dict]:
         iters = {self.main: self.loaders[self.main].epoch_batches(epoch, start_batch)}
@@ -171,18 +252,21 @@ class MultiSourceLoader:
             yield batch
 
 
-def _cycle(loader: SourceLoader, epoch: int, start_batch: int) -> Iterator[dict]:
+def _cycle(loader: SourceLoader | StreamLoader, epoch: int, start_batch: int) -> Iterator[dict]:
     """Endless batches of a secondary source, positioned where step ``start_batch`` of ``epoch`` is."""
-    per_epoch = loader.sampler.batches_per_epoch()
+    per_epoch = loader.batches_per_epoch()
     sub_epoch, offset = divmod(start_batch, per_epoch)
     for k in itertools.count():
         yield from loader.epoch_batches(epoch * 1000 + sub_epoch + k, offset if k == 0 else 0)
 
 
 def build_loaders(
-    cfg, views_per_source: dict[str, list[str]], tokenizer, image_size: int
+    cfg, views_per_source: dict[str, list[str]], tokenizer, image_size: int, accum_steps: int = 1
 ) -> MultiSourceLoader:
-    """DataLoaders for every source an active objective reads."""
+    """DataLoaders for every source an active objective reads.
+
+    Each loader batch holds ``accum_steps`` micro-batches of the per-process batch size.
+    """
     loaders = {}
     for i, (source, views) in enumerate(views_per_source.items()):
         if source not in cfg.data.sources:
@@ -190,10 +274,32 @@ def build_loaders(
                 f"an objective reads source {source!r}, but data.sources has only {list(cfg.data.sources)}"
             )
         spec = dict(cfg.data.sources[source])
-        batch_size = spec.pop("batch_size", None) or cfg.train.batch_size
-        dataset = ViewDataset(
-            build_source(source, spec),
-            make_views(resolve_views(views, cfg.views, image_size), tokenizer, train=True),
-        )
-        loaders[source] = SourceLoader(dataset, batch_size, cfg.train.seed + 7919 * i, cfg.data.workers)
+        batch_size = (spec.pop("batch_size", None) or cfg.train.batch_size) * accum_steps
+        view_fns = make_views(resolve_views(views, cfg.views, image_size), tokenizer, train=True)
+        seed = cfg.train.seed + 7919 * i
+        if spec.get("kind") == "webdataset":
+            loaders[source] = _stream_loader(source, spec, view_fns, batch_size, seed, cfg.data.workers)
+            continue
+        dataset = ViewDataset(build_source(source, spec), view_fns)
+        loaders[source] = SourceLoader(dataset, batch_size, seed, cfg.data.workers)
     return MultiSourceLoader(loaders)
+
+
+def _stream_loader(name: str, spec: dict, views, batch_size: int, seed: int, workers: int) -> StreamLoader:
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    unknown = sorted(set(options) - set(SOURCE_KINDS["webdataset"]))
+    if unknown:
+        raise ValueError(
+            f"data.sources.{name}: unknown option(s) {unknown}; valid: {sorted(SOURCE_KINDS['webdataset'])}"
+        )
+    opts = {**SOURCE_KINDS["webdataset"], **options}
+    if not opts["urls"]:
+        raise ValueError(f"data.sources.{name}.urls is required, e.g. 'shards/shard-{{000000..000009}}.tar'")
+    num_samples = opts["num_samples"]
+    if not num_samples:
+        sizes = Path(expand_urls(opts["urls"])[0]).parent / "sizes.json"
+        if not sizes.exists():
+            raise ValueError(f"data.sources.{name}.num_samples is required (no sizes.json beside the shards)")
+        num_samples = sum(json.loads(sizes.read_text()).values())
+    stream = ShardStream(opts["urls"], views, seed, bool(opts["resampled"]), int(opts["shuffle_buffer"]))
+    return StreamLoader(stream, batch_size, int(num_samples), workers)

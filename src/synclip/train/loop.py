@@ -15,6 +15,7 @@ from synclip.config import RunConfig
 from synclip.data.tokenizer import get_tokenizer
 from synclip.models import open_clip_state_dict
 from synclip.train import checkpoint as ckpt
+from synclip.train.accumulate import TrainForward, accumulate_backward
 from synclip.train.data import build_loaders
 from synclip.train.logging import MetricsLogger
 from synclip.train.optim import cosine_lr, create_optimizer, set_lr
@@ -25,6 +26,7 @@ from synclip.train.setup import (
     prepare_run_dir,
     resolve_device,
     seed_everything,
+    sync_batchnorm,
 )
 
 
@@ -64,11 +66,11 @@ def train(cfg: RunConfig) -> Path:
         raise ValueError("train.precision=fp16 needs CUDA; use bf16 on the CPU")
     seed_everything(t.seed)
     run_dir = prepare_run_dir(cfg)
-    pretrainer = build_pretrainer(cfg).to(device)
+    pretrainer = sync_batchnorm(build_pretrainer(cfg).to(device), device)
     model = pretrainer.model
     tokenizer = get_tokenizer(model.context_length)
     views = pretrainer.recipe.views()
-    data = build_loaders(cfg, views, tokenizer, model.image_size)
+    data = build_loaders(cfg, views, tokenizer, model.image_size, t.accum_steps)
     steps_per_epoch = data.steps_per_epoch
     total_steps = t.epochs * steps_per_epoch
     last_step = min(total_steps, t.max_steps or total_steps)
@@ -80,11 +82,8 @@ def train(cfg: RunConfig) -> Path:
         path = run_dir / "checkpoint.pt" if t.resume == "auto" else Path(t.resume)
         if path.exists() or t.resume != "auto":
             step, bad = _restore(path, pretrainer, optimizer, scaler)
-    wrapped = pretrainer
-    if dist.world_size() > 1:
-        wrapped = torch.nn.parallel.DistributedDataParallel(
-            pretrainer, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    dist.barrier()  # every rank has read the checkpoint before rank 0 may write the next one
+    wrapped = wrap(pretrainer, device, t.compile, t.find_unused_parameters)
 
     logger = MetricsLogger(run_dir, start_step=step) if dist.is_main() else None
     bar = tqdm(total=last_step, initial=step, disable=not (t.progress and dist.is_main()), desc=cfg.recipe)
@@ -97,27 +96,35 @@ def train(cfg: RunConfig) -> Path:
     }
     pretrainer.train()
     window_pairs, window_start = 0, time.perf_counter()
+    main_samples = data.loaders[data.main].num_samples
+    batch_sizes = {name: loader.batch_size for name, loader in data.loaders.items()}
     try:
         while step < last_step:
             epoch, start_batch = divmod(step, steps_per_epoch)
             for batch in data.epoch(epoch, start_batch):
-                _count_bad(batch, bad, cfg.data.max_bad_fraction, len(data.loaders[data.main].dataset))
+                short = _count_bad(batch, bad, cfg.data.max_bad_fraction, main_samples, batch_sizes)
                 main = batch[data.main]
-                if main.get("size", 0) == 0:
+                if short:  # a rank's batch lost samples that could not be replaced: all ranks skip it
                     step += 1
                     continue
                 batch = to_device(batch, device)
                 set_lr(optimizer, cosine_lr(step, t.lr, t.warmup_steps, total_steps))
-                with autocast(device, t.precision):
-                    out = wrapped(batch)
-                loss = out["loss"]
-                if not torch.isfinite(loss):
-                    raise NonFiniteLoss(
-                        f"loss is {loss.item()} at step {step} ({_parts(out)}); the last good checkpoint in "
-                        f"{run_dir} is intact. Lower train.lr, raise train.warmup_steps or use train.precision=fp32"
-                    )
                 optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
+
+                def check(out, step=step):
+                    _check_finite(out, step, run_dir)
+
+                def backward(loss):
+                    scaler.scale(loss).backward()
+
+                amp = lambda: autocast(device, t.precision)  # noqa: E731
+                if t.accum_steps > 1:
+                    out = accumulate_backward(wrapped, pretrainer, batch, t.accum_steps, backward, amp, check)
+                else:
+                    with amp():
+                        out = wrapped(batch)
+                    check(out)
+                    backward(out["loss"])
                 if t.grad_clip_norm:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(pretrainer.parameters(), t.grad_clip_norm)
@@ -129,7 +136,7 @@ def train(cfg: RunConfig) -> Path:
                 bar.update(1)
                 if step % t.log_every == 0 or step == last_step:
                     rate = window_pairs / (time.perf_counter() - window_start)
-                    scalars = {k: v.item() for k, v in out.items() if v.numel() == 1}
+                    scalars = _global_scalars(out)
                     scalars |= {"lr": optimizer.param_groups[0]["lr"], "pairs_per_s": rate, "epoch": epoch}
                     scalars["bad_samples"] = bad["n_bad"]
                     bar.set_postfix(loss=f"{scalars['loss']:.3f}", pairs_s=f"{rate:.0f}")
@@ -141,6 +148,7 @@ def train(cfg: RunConfig) -> Path:
                 if step >= last_step:
                     break
         _save(state, step, bad, finished=True)
+        dist.barrier()  # no rank returns (and, say, evaluates) before the final checkpoint exists
     finally:
         bar.close()
         if logger:
@@ -155,11 +163,66 @@ def _parts(out: dict) -> str:
     return ", ".join(f"{k}={v.item():.4g}" for k, v in out.items() if v.numel() == 1)
 
 
-def _count_bad(batch: dict, bad: dict, max_fraction: float, dataset_size: int) -> None:
-    """Accumulate skipped samples; stop once the bad fraction is over the limit on enough samples."""
+def wrap(pretrainer, device: torch.device, compile: bool, find_unused: bool | None) -> torch.nn.Module:
+    """The training forward, compiled when asked and wrapped in DDP with several ranks.
+
+    DDP must be told about parameters that get no gradient in a step: those of objectives with weight
+    0 (skipped, but still in the module). Frozen parameters (``requires_grad=False``) need nothing.
+    """
+    forward = TrainForward(pretrainer)
+    if dist.world_size() > 1:
+        if find_unused is None:
+            recipe = pretrainer.recipe
+            find_unused = any(
+                p.requires_grad
+                for name, o in recipe.objectives.items()
+                if recipe.weights[name] == 0
+                for p in o.parameters()
+            )
+        forward = torch.nn.parallel.DistributedDataParallel(
+            forward,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=find_unused,
+        )
+    if compile:
+        forward = torch.compile(forward)
+    return forward
+
+
+def _check_finite(out: dict, step: int, run_dir: Path) -> None:
+    """Raise on every rank together when any rank's loss is NaN or infinite."""
+    loss = out["loss"]
+    bad = dist.all_reduce_sum((~torch.isfinite(loss.detach())).float())
+    if bad.item() > 0:
+        raise NonFiniteLoss(
+            f"loss is {loss.item()} at step {step} ({_parts(out)}); the last good checkpoint in "
+            f"{run_dir} is intact. Lower train.lr, raise train.warmup_steps or use train.precision=fp32"
+        )
+
+
+def _global_scalars(out: dict) -> dict[str, float]:
+    """Scalar outputs averaged over ranks (one all_reduce)."""
+    names = [k for k, v in out.items() if v.numel() == 1]
+    values = torch.stack([out[k].detach().float().reshape(()) for k in names])  # (n,)
+    values = dist.all_reduce_sum(values) / dist.world_size()
+    return dict(zip(names, values.tolist()))
+
+
+def _count_bad(
+    batch: dict, bad: dict, max_fraction: float, dataset_size: int, expected: dict[str, int]
+) -> bool:
+    """Accumulate bad-sample counts over all ranks; stop (every rank) once over the limit.
+
+    Returns True when some rank's batch came up short (bad samples that could not be replaced), in
+    which case every rank skips the step so that gathered shapes stay equal.
+    """
+    n_bad = sum(source.get("n_bad", 0) for source in batch.values())
+    n_items = sum(source.get("n_items", 0) for source in batch.values())
+    short = sum(int(batch[name].get("size", 0) < expected[name]) for name in batch)
+    counts = dist.all_reduce_sum(torch.tensor([n_bad, n_items, short], dtype=torch.float64))
+    bad["n_bad"] += int(counts[0])
+    bad["n_items"] += int(counts[1])
     for source in batch.values():
-        bad["n_bad"] += source.get("n_bad", 0)
-        bad["n_items"] += source.get("n_items", 0)
         for key, reason in source.get("bad", []):
             if len(bad["examples"]) < 20:
                 bad["examples"].append(f"{key}: {reason}")

@@ -14,6 +14,7 @@ from synclip import distributed as dist
 from synclip.config import RunConfig
 from synclip.models import TwoTower, create_model
 from synclip.recipe import Pretrainer, Recipe
+from synclip.train.global_bn import convert_global_batchnorm
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,7 +52,20 @@ def build_pretrainer(cfg: RunConfig) -> Pretrainer:
         context_length=m.context_length,
         patch_dropout=m.patch_dropout,
     )
+    if m.grad_checkpointing:
+        model.set_grad_checkpointing(True)  # open_clip: checkpoint every residual block of both towers
     return Pretrainer(model, Recipe(model, cfg.objectives))
+
+
+def sync_batchnorm(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """With several ranks, make BatchNorm statistics global: torch's SyncBatchNorm on CUDA, and
+    :class:`~synclip.train.global_bn.GlobalBatchNorm` elsewhere (torch's runs on GPUs only)."""
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    if dist.world_size() == 1 or not has_bn:
+        return module
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return convert_global_batchnorm(module)
 
 
 def run_dir_for(cfg: RunConfig) -> Path:
@@ -59,9 +73,15 @@ def run_dir_for(cfg: RunConfig) -> Path:
 
 
 def prepare_run_dir(cfg: RunConfig) -> Path:
-    """Create the run folder; refuse to overwrite an existing run unless resuming it."""
+    """Create the run folder; refuse to overwrite an existing run unless resuming it.
+
+    Every rank checks, rank 0 writes, and a barrier keeps any rank from racing ahead (to read a
+    checkpoint to resume, or to write one) before all have looked.
+    """
     run_dir = run_dir_for(cfg)
-    if (run_dir / "checkpoint.pt").exists() and not cfg.train.resume:
+    exists = (run_dir / "checkpoint.pt").exists()
+    dist.barrier()
+    if exists and not cfg.train.resume:
         raise FileExistsError(
             f"{run_dir} already holds a run; pass train.resume=auto to continue it, or train.name=... "
             "(or train.out_dir=...) for a new one"
@@ -69,4 +89,5 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
     if dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    dist.barrier()
     return run_dir

@@ -1,0 +1,214 @@
+"""Sharded streaming data: webdataset tar shards, written from any source and read per rank and worker.
+
+A shard holds one record per sample: ``<key>.png`` (or ``.jpg``), ``<key>.txt`` (the caption, when the
+source has one) and ``<key>.json`` (every other field: label, class name, category...). ``sizes.json``
+beside the shards gives each shard's sample count (as open_clip's ``--train-num-samples`` needs).
+
+Reading (:class:`ShardStream`) is deterministic from (seed, epoch): the shard list is shuffled with
+that seed and dealt round-robin to the ``world * workers`` readers, so one pass over the stream of every
+rank and worker returns each sample exactly once. With ``resampled=True`` every reader draws shards with
+replacement instead (open_clip's ``--dataset-resampled``). ``skip`` drops samples a reader already
+produced, which is how a run resumes mid-epoch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from synclip import distributed as dist
+from synclip.data.images import BadSample, to_rgb
+
+IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
+
+
+def expand_urls(urls: str | list[str]) -> list[str]:
+    """``"dir/shard-{000000..000009}.tar"`` (brace notation, ``::`` joins lists) -> a list of paths."""
+    import braceexpand
+
+    items = urls if isinstance(urls, list) else str(urls).split("::")
+    out = [u for item in items for u in braceexpand.braceexpand(item)]
+    if not out:
+        raise ValueError(f"no shards in {urls!r}")
+    return out
+
+
+def _encode_image(image: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG" if fmt == "png" else "JPEG", **({"quality": 95} if fmt == "jpg" else {}))
+    return buf.getvalue()
+
+
+def write_shards(
+    source: Dataset, out: str | Path, shard_size: int = 1000, image_format: str = "png", prefix: str = "shard"
+) -> dict:
+    """Write every readable sample of ``source`` to ``out/<prefix>-NNNNNN.tar``; bad samples are counted.
+
+    Returns ``{"urls": brace pattern, "num_samples", "num_shards", "n_bad", "bad"}`` (also in
+    ``out/sizes.json`` and ``out/shards.json``).
+    """
+    import webdataset as wds
+
+    if image_format not in ("png", "jpg"):
+        raise ValueError(f"image_format must be png or jpg, not {image_format!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes: dict[str, int] = {}
+    bad: list[tuple[str, str]] = []
+    writer, name, n = None, None, 0
+    for index in range(len(source)):
+        try:
+            sample = source[index]
+        except BadSample as err:
+            bad.append((err.key, err.reason))
+            continue
+        if writer is None or sizes[name] >= shard_size:
+            if writer is not None:
+                writer.close()
+            name = f"{prefix}-{len(sizes):06d}.tar"
+            sizes[name] = 0
+            writer = wds.TarWriter(str(out / name), encoder=False)
+        record = {"__key__": f"{index:09d}", image_format: _encode_image(sample["image"], image_format)}
+        if "caption" in sample:
+            record["txt"] = sample["caption"].encode("utf-8")
+        meta = {k: v for k, v in sample.items() if k not in ("image", "caption")}
+        record["json"] = json.dumps(meta).encode("utf-8")
+        writer.write(record)
+        sizes[name] += 1
+        n += 1
+    if writer is not None:
+        writer.close()
+    if not sizes:
+        raise ValueError(f"no readable samples in the source ({len(bad)} bad)")
+    last = len(sizes) - 1
+    info = {
+        "urls": str(out / f"{prefix}-{{000000..{last:06d}}}.tar"),
+        "num_samples": n,
+        "num_shards": len(sizes),
+        "n_bad": len(bad),
+        "bad": bad[:20],
+    }
+    (out / "sizes.json").write_text(json.dumps(sizes, indent=2))
+    (out / "shards.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+def decode_record(record: dict, max_caption_chars: int = 1000) -> dict:
+    """A raw webdataset record (bytes per extension) -> a source sample ``{"image", "caption", "key", ...}``."""
+    key = record.get("__key__", "?")
+    meta = json.loads(record["json"]) if "json" in record else {}
+    sample = {**meta, "key": meta.get("key", key)}
+    if "txt" in record:
+        caption = record["txt"].decode("utf-8").strip()
+        if not caption:
+            raise BadSample("empty_caption", sample["key"])
+        if len(caption) > max_caption_chars:
+            raise BadSample("caption_too_long", sample["key"], f"{len(caption)} chars")
+        sample["caption"] = caption
+    data = next((record[e] for e in IMAGE_EXTS if e in record), None)
+    if data is None:
+        raise BadSample("missing_file", sample["key"], "no image in the record")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            rgb = to_rgb(img)
+            sample["image"] = img.copy() if rgb is img else rgb
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise BadSample("corrupt_image", sample["key"], f"{type(err).__name__}: {err}") from err
+    return sample
+
+
+def _records(path: str) -> Iterator[dict]:
+    import webdataset as wds
+
+    yield from wds.tarfile_samples(iter([{"url": path}]))
+
+
+class ShardStream(IterableDataset):
+    """Samples (views applied) of tar shards for this rank and DataLoader worker.
+
+    Each yielded item is ``{view: value, "key": id}``; bad records are dropped and reported on the next
+    good item as ``"__dropped__": [(key, reason)]``. ``passes=None`` streams forever (training: pass p
+    of an epoch reshuffles with (seed, epoch, p)); ``passes=1`` reads each of this reader's shards once.
+    """
+
+    def __init__(
+        self,
+        urls: str | list[str],
+        views: Callable[[dict], dict],
+        seed: int = 0,
+        resampled: bool = False,
+        shuffle_buffer: int = 256,
+        passes: int | None = None,
+    ):
+        self.urls = expand_urls(urls)
+        self.views, self.seed, self.resampled = views, seed, resampled
+        self.shuffle_buffer, self.passes = shuffle_buffer, passes
+        self.epoch, self.skip = 0, 0  # skip: samples each reader already produced this epoch
+        self.shift = 0  # DataLoader worker i reads as worker (i + shift) % workers
+        self.rank, self.world = dist.rank(), dist.world_size()
+
+    def set_epoch(self, epoch: int, skip: int | list[int] = 0, shift: int = 0) -> None:
+        """Start epoch ``epoch``; ``skip[w]`` samples of worker w were already used; see ``shift``."""
+        self.epoch, self.skip, self.shift = epoch, skip, shift
+
+    def _reader(self) -> tuple[int, int, int]:
+        info = get_worker_info()
+        wid, nworkers = (info.id, info.num_workers) if info else (0, 1)
+        wid = (wid + self.shift) % nworkers  # the worker whose turn it is comes first after a resume
+        return self.rank * nworkers + wid, self.world * nworkers, wid
+
+    def _shards(self, reader: int, readers: int, p: int) -> list[str]:
+        rng = random.Random(f"{self.seed}/{self.epoch}/{p}" + (f"/{reader}" if self.resampled else ""))
+        if self.resampled:
+            return [rng.choice(self.urls) for _ in range(max(1, len(self.urls) // readers))]
+        order = list(self.urls)
+        rng.shuffle(order)
+        mine = order[reader::readers]
+        if not mine and self.passes is None:
+            raise ValueError(f"{len(self.urls)} shards cannot feed {readers} readers (ranks x workers)")
+        return mine
+
+    def _raw(self, reader: int, readers: int) -> Iterator[tuple[dict, int]]:
+        passes = range(self.passes) if self.passes is not None else iter(int, 1)  # endless
+        for p, _ in enumerate(passes):
+            rng = random.Random(f"{self.seed}/{self.epoch}/{p}/{reader}/buffer")
+            buffer: list[dict] = []
+            for shard in self._shards(reader, readers, p):
+                for record in _records(shard):
+                    buffer.append(record)
+                    if len(buffer) >= self.shuffle_buffer:
+                        yield buffer.pop(rng.randrange(len(buffer))), p
+            rng.shuffle(buffer)
+            for record in buffer:
+                yield record, p
+
+    def __iter__(self) -> Iterator[dict]:
+        reader, readers, wid = self._reader()
+        skip = self.skip[wid] if isinstance(self.skip, list) else self.skip
+        dropped: list[tuple[str, str]] = []
+        for record, p in self._raw(reader, readers):
+            try:
+                sample = decode_record(record)
+            except BadSample as err:
+                if skip <= 0:
+                    dropped.append((err.key, err.reason))
+                continue
+            if skip > 0:  # already trained on before the resume: decoded only to know it was good
+                skip -= 1
+                continue
+            seed = zlib.crc32(f"{self.seed}/{self.epoch}/{p}/{sample['key']}".encode())
+            random.seed(seed)
+            torch.manual_seed(seed)
+            item = {**self.views(sample), "key": sample["key"]}
+            if dropped:
+                item["__dropped__"], dropped = dropped, []
+            yield item
