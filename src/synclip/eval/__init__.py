@@ -1,6 +1,29 @@
-"""Evaluation as the papers do it: zero-shot with prompt ensembles, retrieval Recall@k, chance levels."""
+"""Evaluation as the papers do it: zero-shot with prompt ensembles, Recall@k, exact chance levels."""
 
-from synclip.eval.metrics import classification_metrics, retrieval_metrics
+from synclip.eval.features import encode_images, encode_texts
+from synclip.eval.metrics import (
+    classification_chance,
+    classification_metrics,
+    retrieval_chance,
+    retrieval_metrics,
+)
+from synclip.eval.run import TASKS, evaluate, format_table, write_eval_json
+from synclip.eval.templates import TEMPLATE_SETS, get_templates
 from synclip.eval.zero_shot import build_classifier, zero_shot_logits
 
-__all__ = ["build_classifier", "classification_metrics", "retrieval_metrics", "zero_shot_logits"]
+__all__ = [
+    "TASKS",
+    "TEMPLATE_SETS",
+    "build_classifier",
+    "classification_chance",
+    "classification_metrics",
+    "encode_images",
+    "encode_texts",
+    "evaluate",
+    "format_table",
+    "get_templates",
+    "retrieval_chance",
+    "retrieval_metrics",
+    "write_eval_json",
+    "zero_shot_logits",
+]

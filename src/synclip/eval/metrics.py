@@ -1,70 +1,105 @@
-"""Metrics and their chance levels.
+"""Classification and retrieval metrics, and the exact chance level of each.
 
-Classification follows CLIP_benchmark: top-1, top-5 (None with fewer than 5 classes) and mean
-per-class recall (balanced accuracy). Retrieval follows the CLIP paper's convention as CLIP_benchmark
-implements it: a query is a hit at k when at least one of its positives is among its top k.
+Classification follows CLIP_benchmark (LAION-AI, ``zeroshot_classification.py``): top-1, top-5
+(``None`` with fewer than 5 classes, where CLIP_benchmark reports NaN) and mean per-class recall
+(sklearn's balanced accuracy: the recall of each class present in ``labels``, averaged).
+
+Retrieval follows the CLIP paper (Radford et al. 2021, Table 13) as CLIP_benchmark implements it
+(``zeroshot_retrieval.py``): a query is a hit at k when *at least one* of its positives is among its
+top k, so several captions per image and several images per caption are both handled.
+
+Chance levels are the expected metric of a model that ranks uniformly at random: k/C for top-k,
+1/C for mean per-class recall, and for Recall@k the hypergeometric
+``1 - C(n - p, k) / C(n, k)`` (n candidates, p of them positive) averaged over the queries.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 
 import torch
 
+KS = (1, 5, 10)
+
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
-    """``logits`` (N, C), ``labels`` (N,) -> fractions in [0, 1]."""
+    """``logits`` (N, C), ``labels`` (N,) ints in [0, C) -> fractions in [0, 1]."""
+    logits, labels = logits.detach().float().cpu(), torch.as_tensor(labels).long().cpu()
     n, c = logits.shape
-    top = logits.topk(min(5, c), dim=1).indices  # (N, k)
-    hit = top == labels[:, None]  # (N, k)
-    recalls = [hit[labels == k, 0].float().mean().item() for k in range(c) if (labels == k).any()]
+    if labels.shape != (n,):
+        raise ValueError(f"{n} rows of logits but labels of shape {tuple(labels.shape)}")
+    top = logits.topk(min(5, c), dim=1).indices  # (N, min(5, C))
+    hits = top == labels[:, None]  # (N, min(5, C)): at most one True per row
+    top1 = hits[:, 0].float()  # (N,)
+    recalls = [top1[labels == k].mean().item() for k in labels.unique().tolist()]
     return {
-        "top1": hit[:, 0].float().mean().item(),
-        "top5": hit.any(1).float().mean().item() if c >= 5 else None,
+        "top1": top1.mean().item(),
+        "top5": hits.any(dim=1).float().mean().item() if c >= 5 else None,
         "mean_per_class_recall": sum(recalls) / len(recalls),
     }
 
 
-def classification_chance(labels: torch.Tensor, num_classes: int) -> dict[str, float | None]:
-    """Expected metrics of a classifier that ranks classes uniformly at random."""
-    return {
-        "top1": 1 / num_classes,
-        "top5": min(5, num_classes) / num_classes if num_classes >= 5 else None,
-        "mean_per_class_recall": 1 / num_classes,
-    }
-
-
-def _recall_at_k(scores: torch.Tensor, positives: torch.Tensor, k: int) -> float:
+def _hit_rate(scores: torch.Tensor, positives: torch.Tensor, k: int) -> float:
+    """Fraction of query rows with at least one positive column among their top-k scores."""
     top = scores.topk(min(k, scores.shape[1]), dim=1).indices  # (Q, k)
-    return positives.gather(1, top).any(1).float().mean().item()
+    return positives.gather(1, top).any(dim=1).float().mean().item()
 
 
-def retrieval_metrics(scores: torch.Tensor, positives: torch.Tensor, ks=(1, 5, 10)) -> dict[str, float]:
-    """``scores`` (T, I) text-image similarities; ``positives`` (T, I) bool, each text and image has >= 1."""
-    out = {}
-    for k in ks:
-        out[f"text_to_image_R@{k}"] = _recall_at_k(scores, positives, k)
-    for k in ks:
-        out[f"image_to_text_R@{k}"] = _recall_at_k(scores.T, positives.T, k)
+def retrieval_metrics(
+    scores: torch.Tensor, positives: torch.Tensor, ks: Sequence[int] = KS
+) -> dict[str, float]:
+    """Recall@k both ways, the CLIP-paper "at least one positive in the top k" convention.
+
+    ``scores`` (T, I): similarity of every text to every image. ``positives`` (T, I) bool: which
+    pairs match. Every text and every image needs at least one positive.
+    """
+    scores, positives = scores.detach().float().cpu(), positives.bool().cpu()
+    if scores.shape != positives.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and positives {tuple(positives.shape)} differ")
+    if not (positives.any(dim=1).all() and positives.any(dim=0).all()):
+        raise ValueError("every text and every image needs at least one positive")
+    out = {f"text_to_image_R@{k}": _hit_rate(scores, positives, k) for k in ks}  # rows: texts
+    out.update({f"image_to_text_R@{k}": _hit_rate(scores.T, positives.T, k) for k in ks})  # rows: images
     return out
 
 
-def _chance_hit(n: int, p: int, k: int) -> float:
-    """Probability that a random ranking of n items puts at least one of p positives in the top k."""
+def chance_top_k(k: int, num_classes: int) -> float:
+    """P(true class among k of ``num_classes`` classes drawn at random) = min(k, C) / C."""
+    return min(k, num_classes) / num_classes
+
+
+def chance_mean_per_class_recall(num_classes: int) -> float:
+    """Each class's recall under a random top-1 is 1/C in expectation, so is their mean."""
+    return 1.0 / num_classes
+
+
+def chance_recall_at_k(n: int, p: int, k: int) -> float:
+    """P(a random ranking of ``n`` candidates puts at least one of ``p`` positives in its top ``k``).
+
+    ``1 - C(n - p, k) / C(n, k)``, with the ratio computed as a product to stay in floating point.
+    """
     k = min(k, n)
-    if n - p < k:
-        return 1.0
-    return 1.0 - math.comb(n - p, k) / math.comb(n, k)
+    miss = 1.0  # P(all top-k are negatives) = prod_{j<k} (n - p - j) / (n - j)
+    for j in range(k):
+        miss *= max(n - p - j, 0) / (n - j)
+    return 1.0 - miss
 
 
-def retrieval_chance(positives: torch.Tensor, ks=(1, 5, 10)) -> dict[str, float]:
-    """Exact expected Recall@k of random rankings, averaged over the queries of each direction."""
+def classification_chance(num_classes: int) -> dict[str, float | None]:
+    """Chance level of each :func:`classification_metrics` key for a C-way task."""
+    return {
+        "top1": chance_top_k(1, num_classes),
+        "top5": chance_top_k(5, num_classes) if num_classes >= 5 else None,
+        "mean_per_class_recall": chance_mean_per_class_recall(num_classes),
+    }
+
+
+def retrieval_chance(positives: torch.Tensor, ks: Sequence[int] = KS) -> dict[str, float]:
+    """Chance level of each :func:`retrieval_metrics` key: exact expected Recall@k, query-averaged."""
+    positives = positives.bool().cpu()
     t, i = positives.shape
-    per_text = positives.sum(1).tolist()
-    per_image = positives.sum(0).tolist()
-    out = {}
-    for k in ks:
-        out[f"text_to_image_R@{k}"] = sum(_chance_hit(i, p, k) for p in per_text) / t
-    for k in ks:
-        out[f"image_to_text_R@{k}"] = sum(_chance_hit(t, p, k) for p in per_image) / i
+    per_text = positives.sum(dim=1).tolist()  # (T,) positives of each text query
+    per_image = positives.sum(dim=0).tolist()  # (I,) positives of each image query
+    out = {f"text_to_image_R@{k}": sum(chance_recall_at_k(i, p, k) for p in per_text) / t for k in ks}
+    out.update({f"image_to_text_R@{k}": sum(chance_recall_at_k(t, p, k) for p in per_image) / i for k in ks})
     return out

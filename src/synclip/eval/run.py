@@ -1,14 +1,30 @@
-"""Run named evaluation tasks on a model and report metrics beside their chance levels."""
+"""Run named evaluation tasks on a model; report each metric beside its chance level.
+
+``evaluate`` returns (and ``write_eval_json`` stores as ``eval.json``)::
+
+    {"tasks": {"head_noun/twemoji": {"kind": "zero_shot", "metrics": {...}, "chance": {...},
+                                     "templates": {"set": "emoji", "templates": [...]},
+                                     "classes": [...], "data": {"source": ..., "n": ...}}, ...},
+     "skipped": {"fashion_mnist": "why"}, "seconds": {"head_noun": 1.2, ...}, "settings": {...}}
+
+Each image collection is encoded once per call and shared by the tasks on it, and so are the text
+features of identical caption lists and classifiers of identical (classes, templates).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from synclip.eval import emoji_tasks as et
+from synclip.eval import fashion_mnist as fm
 from synclip.eval.features import encode_images, encode_texts
 from synclip.eval.metrics import (
     classification_chance,
@@ -16,183 +32,209 @@ from synclip.eval.metrics import (
     retrieval_chance,
     retrieval_metrics,
 )
+from synclip.eval.task_data import Classification, Retrieval
 from synclip.eval.templates import get_templates
 from synclip.eval.zero_shot import build_classifier, zero_shot_logits
 
-STYLES = ("twemoji", "openmoji")
 
+class Sources:
+    """Where task data comes from: the emoji corpus (built on first use) and ``limit`` images per set."""
 
-class Context:
-    """A model plus caches, so each image set is encoded once per ``evaluate`` call."""
-
-    def __init__(self, model, preprocess, tokenizer, device, batch_size, corpus_dir, limit):
-        self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
-        self.device, self.batch_size, self.limit = device, batch_size, limit
-        self._corpus_dir = corpus_dir
+    def __init__(self, corpus_dir: str | Path | None = None, limit: int | None = None):
+        self._corpus = Path(corpus_dir) if corpus_dir is not None else None
+        self.limit = limit
         self._rows: dict[str, list[dict]] = {}
-        self._features: dict[str, torch.Tensor] = {}
+
+    @property
+    def built(self) -> Path | None:
+        """The corpus folder if a task has used it (or it was given), else None."""
+        return self._corpus
 
     @property
     def corpus(self) -> Path:
-        if self._corpus_dir is None:
+        if self._corpus is None:
             from synclip.data.emoji import build_emoji_corpus
 
-            self._corpus_dir = build_emoji_corpus()
-        return Path(self._corpus_dir)
+            self._corpus = Path(build_emoji_corpus())
+        return self._corpus
 
     def rows(self, style: str) -> list[dict]:
         if style not in self._rows:
             self._rows[style] = et.read_rows(self.corpus, style, self.limit)
         return self._rows[style]
 
-    def image_features(self, style: str) -> torch.Tensor:
-        if style not in self._features:
-            images = et.load_images(self.corpus, self.rows(style))
-            self._features[style] = encode_images(
+
+def _per_style(build: Callable[[Path, str, list[dict]], Classification | Retrieval], prefix: str):
+    return lambda src: {f"{prefix}/{s}": build(src.corpus, s, src.rows(s)) for s in et.STYLES}
+
+
+# Task name -> Sources -> {result name: task data}.
+TASKS: dict[str, Callable[[Sources], dict[str, Classification | Retrieval]]] = {
+    "category": _per_style(lambda c, s, r: et.label_task(c, s, r, "category"), "category"),
+    "subcategory": _per_style(lambda c, s, r: et.label_task(c, s, r, "subcategory"), "subcategory"),
+    "head_noun": _per_style(et.head_noun_task, "head_noun"),
+    "retrieval": lambda src: {
+        "retrieval/twemoji": et.retrieval_task(src.corpus, "twemoji", src.rows("twemoji"))
+    },
+    "cross_style": lambda src: {
+        "retrieval/openmoji": et.retrieval_task(src.corpus, "openmoji", src.rows("openmoji"))
+    },
+    "fashion_mnist": lambda src: {"fashion_mnist": fm.fashion_mnist_task(src.limit)},
+}
+EMOJI_TASKS = ["category", "subcategory", "head_noun", "retrieval", "cross_style"]
+
+
+class Evaluator:
+    """A model with caches: image features per image set, text features per text list, classifiers."""
+
+    def __init__(self, model, preprocess, tokenizer, device="cpu", batch_size: int = 256):
+        self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
+        self.device, self.batch_size = device, batch_size
+        self._images: dict[str, torch.Tensor] = {}
+        self._texts: dict[tuple[str, ...], torch.Tensor] = {}
+        self._classifiers: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
+
+    def image_features(self, image_set: str, images: Sequence) -> torch.Tensor:
+        if image_set not in self._images:  # (I, D)
+            self._images[image_set] = encode_images(
                 self.model, images, self.preprocess, self.device, self.batch_size
             )
-        return self._features[style]
+        return self._images[image_set]
 
-    def zero_shot(self, features, labels, class_names, template_set: str, data: dict) -> dict:
-        templates = get_templates(template_set)
-        classifier = build_classifier(
-            self.model, self.tokenizer, class_names, templates, self.device, self.batch_size
-        )
-        labels = torch.tensor(labels)
+    def text_features(self, texts: Sequence[str]) -> torch.Tensor:
+        key = tuple(texts)
+        if key not in self._texts:  # (T, D)
+            self._texts[key] = encode_texts(self.model, self.tokenizer, key, self.device, self.batch_size)
+        return self._texts[key]
+
+    def classifier(self, class_names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+        key = (tuple(class_names), tuple(templates))
+        if key not in self._classifiers:  # (D, C)
+            self._classifiers[key] = build_classifier(
+                self.model, self.tokenizer, class_names, templates, self.device, self.batch_size
+            )
+        return self._classifiers[key]
+
+    def zero_shot(self, task: Classification) -> dict:
+        templates = get_templates(task.templates)
+        features = self.image_features(task.image_set, task.images)[task.index]  # (N, D)
+        logits = zero_shot_logits(features, self.classifier(task.class_names, templates))  # (N, C)
         return {
             "kind": "zero_shot",
-            "metrics": classification_metrics(zero_shot_logits(features, classifier), labels),
-            "chance": classification_chance(labels, len(class_names)),
-            "templates": {"set": template_set, "templates": templates},
-            "classes": class_names,
-            "data": {**data, "n": len(labels)},
+            "metrics": classification_metrics(logits, torch.tensor(task.labels)),
+            "chance": classification_chance(len(task.class_names)),
+            "templates": {"set": task.templates, "templates": templates},
+            "classes": list(task.class_names),
+            # top-1 of always answering the most frequent class: read top-1 on imbalanced tasks against it
+            "data": {**task.data, "majority_top1": max(Counter(task.labels).values()) / len(task.labels)},
         }
 
-    def retrieval(self, image_features, rows, data: dict) -> dict:
-        captions, positives = et.caption_positives(rows)
-        text_features = encode_texts(self.model, self.tokenizer, captions, self.device, self.batch_size)
+    def retrieval(self, task: Retrieval) -> dict:
+        images = self.image_features(task.image_set, task.images)  # (I, D)
+        scores = self.text_features(task.captions) @ images.T  # (T, I) cosine similarities
         return {
             "kind": "retrieval",
-            "metrics": retrieval_metrics(text_features @ image_features.T, positives),
-            "chance": retrieval_chance(positives),
-            "data": {**data, "n_texts": len(captions), "n_images": len(rows)},
+            "metrics": retrieval_metrics(scores, task.positives),
+            "chance": retrieval_chance(task.positives),
+            "templates": None,  # captions are used as written
+            "data": task.data,
         }
 
-
-def _emoji_label_task(field: str):
-    def run(ctx: Context) -> dict:
-        out = {}
-        for style in STYLES:
-            keep, labels, names = et.label_task(ctx.rows(style), field)
-            data = {"source": str(ctx.corpus / f"{style}.tsv"), "field": field}
-            out[f"{field}/{style}"] = ctx.zero_shot(
-                ctx.image_features(style)[keep], labels, names, "emoji", data
-            )
-        return out
-
-    return run
+    def run(self, task: Classification | Retrieval) -> dict:
+        return self.zero_shot(task) if isinstance(task, Classification) else self.retrieval(task)
 
 
-def task_head_noun(ctx: Context) -> dict:
-    out = {}
-    for style in STYLES:
-        keep, labels, names = et.head_noun_task(ctx.rows(style))
-        data = {"source": str(ctx.corpus / f"{style}.tsv"), "rule": "caption contains exactly one class noun"}
-        out[f"head_noun/{style}"] = ctx.zero_shot(
-            ctx.image_features(style)[keep], labels, names, "emoji", data
-        )
-    return out
-
-
-def task_retrieval(ctx: Context) -> dict:
-    data = {"source": str(ctx.corpus / "twemoji.tsv"), "texts": "unique captions", "images": "twemoji"}
-    return {"retrieval/twemoji": ctx.retrieval(ctx.image_features("twemoji"), ctx.rows("twemoji"), data)}
-
-
-def task_cross_style(ctx: Context) -> dict:
-    data = {"source": str(ctx.corpus / "openmoji.tsv"), "texts": "unique captions", "images": "openmoji"}
-    return {"retrieval/openmoji": ctx.retrieval(ctx.image_features("openmoji"), ctx.rows("openmoji"), data)}
-
-
-def task_fashion_mnist(ctx: Context) -> dict:
-    from synclip.data.labelled import fashion_mnist
-
-    dataset = fashion_mnist("test")
-    n = min(len(dataset), ctx.limit) if ctx.limit else len(dataset)
-    samples = [dataset[i] for i in range(n)]
-    features = encode_images(
-        ctx.model, [s["image"] for s in samples], ctx.preprocess, ctx.device, ctx.batch_size
-    )
-    data = {"source": "Debian dataset-fashion-mnist, t10k", "dataset_classes": dataset.classes}
-    return {
-        "fashion_mnist": ctx.zero_shot(
-            features, [s["label"] for s in samples], et.FASHION_CLASS_NAMES, "photo", data
-        )
-    }
-
-
-TASKS = {
-    "category": _emoji_label_task("category"),
-    "subcategory": _emoji_label_task("subcategory"),
-    "head_noun": task_head_noun,
-    "retrieval": task_retrieval,
-    "cross_style": task_cross_style,
-    "fashion_mnist": task_fashion_mnist,
-}
-
-
-def available_tasks() -> list[str]:
-    """Every task whose data is installed (Fashion-MNIST needs the Debian package)."""
-    from synclip.data.labelled import FASHION_MNIST_DIR
-
-    names = list(TASKS)
-    if not Path(FASHION_MNIST_DIR).exists():
-        names.remove("fashion_mnist")
-    return names
+def default_tasks() -> tuple[list[str], dict[str, str]]:
+    """(tasks to run, {task: why skipped}): the emoji tasks, plus Fashion-MNIST when installed."""
+    reason = fm.available()
+    if reason is None:
+        return [*EMOJI_TASKS, "fashion_mnist"], {}
+    return list(EMOJI_TASKS), {"fashion_mnist": reason}
 
 
 def evaluate(
-    model, preprocess, tokenizer, tasks=None, device="cpu", batch_size=256, corpus_dir=None, limit=None
+    model,
+    preprocess,
+    tokenizer,
+    tasks: list[str] | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+    corpus_dir: str | Path | None = None,
+    limit: int | None = None,
 ) -> dict:
-    """Run ``tasks`` (default: all available) -> ``{"tasks": {name: {...}}, "skipped": {...}}``."""
-    names = tasks or available_tasks()
-    unknown = [t for t in names if t not in TASKS]
+    """Run ``tasks`` (names in :data:`TASKS`; default: :func:`default_tasks`) on ``model``.
+
+    ``model`` must already be on ``device``; inputs are moved there batch by batch and features come
+    back to the CPU. ``limit`` caps every image set (emoji styles, Fashion-MNIST) at that many images,
+    spread evenly over it.
+
+    A task whose data cannot be found or built is skipped with its reason in ``result["skipped"]``
+    rather than failing an evaluation at the end of a training run.
+    """
+    if tasks is None:
+        names, skipped = default_tasks()
+    else:
+        names, skipped = list(tasks), {}
+    unknown = [name for name in names if name not in TASKS]
     if unknown:
         raise ValueError(f"unknown eval task(s) {unknown}; known: {', '.join(TASKS)}")
-    ctx = Context(model, preprocess, tokenizer, device, batch_size, corpus_dir, limit)
-    result = {"tasks": {}, "skipped": {}}
+    sources = Sources(corpus_dir, limit)
+    evaluator = Evaluator(model, preprocess, tokenizer, device, batch_size)
+    result: dict = {"tasks": {}, "skipped": skipped, "seconds": {}}
     for name in names:
+        start = time.perf_counter()
         try:
-            result["tasks"].update(TASKS[name](ctx))
-        except FileNotFoundError as err:
+            task_data = TASKS[name](sources)
+        except (FileNotFoundError, ModuleNotFoundError) as err:
+            warnings.warn(f"eval task {name!r} skipped: {err}", stacklevel=2)
             result["skipped"][name] = str(err)
+            continue
+        for key, task in task_data.items():
+            if isinstance(task, Classification) and not task.index:
+                result["skipped"][key] = "no labelled images (is limit too small?)"
+                continue
+            result["tasks"][key] = evaluator.run(task)
+        result["seconds"][name] = round(time.perf_counter() - start, 3)
+    result["settings"] = {
+        "device": str(device),
+        "batch_size": batch_size,
+        "limit": limit,
+        "corpus_dir": str(sources.built) if sources.built is not None else None,
+    }
     return result
 
 
 def write_eval_json(result: dict, path: str | Path) -> Path:
+    """Write ``result`` as JSON atomically: a temporary file in the same folder, then ``os.replace``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
-def _pct(x) -> str:
-    if x is None:
-        return "n/a"
-    return f"{100 * x:.1f}" if x >= 0.01 else f"{100 * x:.3f}"
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}"
 
 
-def format_table(result: dict, tasks: list[str] | None = None) -> str:
-    """Markdown table: task | metric | value (%) | chance (%); ``tasks`` selects result keys."""
+def format_table(result: dict, tasks: Sequence[str] | None = None) -> str:
+    """Markdown table ``task | metric | value (%) | chance (%)``; ``tasks`` selects result names."""
     lines = ["| task | metric | value (%) | chance (%) |", "|---|---|---|---|"]
-    for task, entry in result["tasks"].items():
-        if tasks and task not in tasks:
+    for name, entry in result["tasks"].items():
+        if tasks is not None and name not in tasks:
             continue
         for metric, value in entry["metrics"].items():
-            if value is None:
-                continue
-            lines.append(f"| {task} | {metric} | {_pct(value)} | {_pct(entry['chance'].get(metric))} |")
-    for task, reason in result.get("skipped", {}).items():
-        lines.append(f"| {task} | skipped: {reason} | | |")
+            if value is not None:
+                lines.append(f"| {name} | {metric} | {_pct(value)} | {_pct(entry['chance'].get(metric))} |")
+    for name, reason in result.get("skipped", {}).items():
+        if tasks is None or name in tasks:
+            lines.append(f"| {name} | skipped: {reason} | | |")
     return "\n".join(lines)

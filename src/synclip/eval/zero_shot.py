@@ -1,30 +1,48 @@
 """Zero-shot classification with prompt ensembles (Radford et al. 2021, Sec. 3.1.4).
 
-For each class every template is filled in and encoded; each template embedding is L2-normalised,
-the class embedding is their mean, renormalised. Logits are 100 x cosine, as in CLIP_benchmark.
+The classifier follows CLIP_benchmark's ``zero_shot_classifier``: for each class, fill in every
+template, encode, L2-normalise each template embedding, average over templates, renormalise; stack
+the classes into a (D, C) matrix. Logits are ``100 * normalize(image) @ W`` (100 = CLIP's trained
+logit scale, as CLIP_benchmark uses it); the scale changes no ranking, only the softmax temperature.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
+import torch.nn.functional as F
 
 from synclip.eval.features import encode_texts
 
+LOGIT_SCALE = 100.0
+
 
 def fill(template: str, class_name: str) -> str:
+    """Fill a template's ``{}`` or ``{c}`` placeholder (CLIP uses ``{}``, CLIP_benchmark ``{c}``)."""
+    if "{}" not in template and "{c}" not in template:
+        raise ValueError(f"template {template!r} has no '{{}}' or '{{c}}' placeholder")
     return template.replace("{c}", class_name).replace("{}", class_name)
 
 
-def build_classifier(model, tokenizer, class_names, templates, device, batch_size: int = 256) -> torch.Tensor:
-    """Returns the (D, C) zero-shot classifier."""
-    texts = [fill(t, c) for c in class_names for t in templates]
-    features = encode_texts(model, tokenizer, texts, device, batch_size)  # (C * T, D), unit length
+def build_classifier(
+    model,
+    tokenizer: Callable[[list[str]], torch.Tensor],
+    class_names: Sequence[str],
+    templates: Sequence[str],
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Prompt-ensemble zero-shot weights: (D, C), each column unit length, float32 on the CPU."""
+    if not class_names or not templates:
+        raise ValueError("need at least one class name and one template")
+    texts = [fill(t, c) for c in class_names for t in templates]  # class-major: C * T strings
+    features = encode_texts(model, tokenizer, texts, device, batch_size)  # (C * T, D), each unit length
     features = features.reshape(len(class_names), len(templates), -1)  # (C, T, D)
-    classes = features.mean(dim=1)  # (C, D)
-    classes = classes / classes.norm(dim=-1, keepdim=True)
-    return classes.T  # (D, C)
+    classes = F.normalize(features.mean(dim=1), dim=-1)  # (C, D)
+    return classes.T.contiguous()  # (D, C)
 
 
 def zero_shot_logits(image_features: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
-    """(N, D) unit image features @ (D, C) classifier -> (N, C) logits."""
-    return 100.0 * image_features @ classifier
+    """(N, D) image features, (D, C) classifier -> (N, C) logits = 100 * cosine similarity."""
+    return LOGIT_SCALE * F.normalize(image_features.float(), dim=-1) @ classifier.float()

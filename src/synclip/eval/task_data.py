@@ -1,0 +1,52 @@
+"""What an evaluation task hands to the runner: images (by a cache key), plus labels or captions.
+
+``image_set`` names an image collection, so the runner encodes each collection once per ``evaluate``
+call and every task on it (category, subcategory, head noun, retrieval on Twemoji) reuses the features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+
+class ImageFiles:
+    """A lazy map-style dataset of image files, each read as RGB when indexed."""
+
+    def __init__(self, paths: Sequence[str | Path]):
+        self.paths = [Path(p) for p in paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Image.Image:
+        with Image.open(self.paths[index]) as image:
+            return image.convert("RGB")
+
+
+@dataclass
+class Classification:
+    """Zero-shot classification of ``images[index]`` into ``class_names``."""
+
+    image_set: str  # cache key of the image collection, e.g. "emoji/twemoji"
+    images: Sequence  # the whole collection (PIL images or a dataset, see features.encode_images)
+    index: list[int]  # (N,) which images of the collection this task uses
+    labels: list[int]  # (N,) class of each, in [0, C)
+    class_names: list[str]  # (C,) as the prompts spell them
+    templates: str  # name of a template set in synclip.eval.templates
+    data: dict = field(default_factory=dict)  # provenance for eval.json
+
+
+@dataclass
+class Retrieval:
+    """Text <-> image retrieval between ``captions`` and the whole image collection."""
+
+    image_set: str
+    images: Sequence
+    captions: list[str]  # (T,) unique texts
+    positives: torch.Tensor  # (T, I) bool: caption t describes image i
+    data: dict = field(default_factory=dict)
