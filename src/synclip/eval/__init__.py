@@ -1,6 +1,9 @@
-"""Evaluation as the papers do it: zero-shot with prompt ensembles, Recall@k, exact chance levels."""
+"""Evaluation as the papers do it: zero-shot with prompt ensembles, Recall@k, linear probes and kNN
+on frozen features, exact chance levels."""
 
 from synclip.eval.features import encode_images, encode_texts
+from synclip.eval.knn import knn_classify
+from synclip.eval.linear_probe import linear_probe
 from synclip.eval.metrics import (
     classification_chance,
     classification_metrics,
@@ -22,6 +25,8 @@ __all__ = [
     "evaluate",
     "format_table",
     "get_templates",
+    "knn_classify",
+    "linear_probe",
     "retrieval_chance",
     "retrieval_metrics",
     "write_eval_json",

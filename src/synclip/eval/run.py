@@ -7,6 +7,10 @@
                                      "classes": [...], "data": {"source": ..., "n": ...}}, ...},
      "skipped": {"fashion_mnist": "why"}, "seconds": {"head_noun": 1.2, ...}, "settings": {...}}
 
+Probe results (``linear_probe/...``, ``knn/...``) have ``kind`` "linear_probe" or "knn", the same
+classification metrics and chance levels, and ``probe``: the protocol, the hyper-parameter chosen on
+the validation split and the sweep behind it.
+
 Each image collection is encoded once per call and shared by the tasks on it, and so are the text
 features of identical caption lists and classifiers of identical (classes, templates).
 """
@@ -26,13 +30,15 @@ import torch
 from synclip.eval import emoji_tasks as et
 from synclip.eval import fashion_mnist as fm
 from synclip.eval.features import encode_images, encode_texts
+from synclip.eval.knn import knn_classify
+from synclip.eval.linear_probe import linear_probe
 from synclip.eval.metrics import (
     classification_chance,
     classification_metrics,
     retrieval_chance,
     retrieval_metrics,
 )
-from synclip.eval.task_data import Classification, Retrieval
+from synclip.eval.task_data import Classification, Probe, Retrieval
 from synclip.eval.templates import get_templates
 from synclip.eval.zero_shot import build_classifier, zero_shot_logits
 
@@ -64,12 +70,15 @@ class Sources:
         return self._rows[style]
 
 
+Task = Classification | Retrieval | Probe
+
+
 def _per_style(build: Callable[[Path, str, list[dict]], Classification | Retrieval], prefix: str):
     return lambda src: {f"{prefix}/{s}": build(src.corpus, s, src.rows(s)) for s in et.STYLES}
 
 
 # Task name -> Sources -> {result name: task data}.
-TASKS: dict[str, Callable[[Sources], dict[str, Classification | Retrieval]]] = {
+TASKS: dict[str, Callable[[Sources], dict[str, Task]]] = {
     "category": _per_style(lambda c, s, r: et.label_task(c, s, r, "category"), "category"),
     "subcategory": _per_style(lambda c, s, r: et.label_task(c, s, r, "subcategory"), "subcategory"),
     "head_noun": _per_style(et.head_noun_task, "head_noun"),
@@ -80,6 +89,8 @@ TASKS: dict[str, Callable[[Sources], dict[str, Classification | Retrieval]]] = {
         "retrieval/openmoji": et.retrieval_task(src.corpus, "openmoji", src.rows("openmoji"))
     },
     "fashion_mnist": lambda src: {"fashion_mnist": fm.fashion_mnist_task(src.limit)},
+    "linear_probe": lambda src: {"linear_probe/fashion_mnist": fm.probe_task("lbfgs", src.limit)},
+    "knn": lambda src: {"knn/fashion_mnist": fm.probe_task("knn", src.limit)},
 }
 EMOJI_TASKS = ["category", "subcategory", "head_noun", "retrieval", "cross_style"]
 
@@ -140,12 +151,41 @@ class Evaluator:
             "data": task.data,
         }
 
-    def run(self, task: Classification | Retrieval) -> dict:
+    def probe(self, task: Probe) -> dict:
+        train = self.image_features(task.train_set, task.train_images)  # (N_train, D)
+        test = self.image_features(task.test_set, task.test_images)  # (N_test, D)
+        c = len(task.class_names)
+        if task.protocol == "knn":
+            out = knn_classify(train, task.train_labels, test, task.test_labels, c, **task.options)
+        else:
+            out = linear_probe(
+                train, task.train_labels, test, task.test_labels, c, protocol=task.protocol, **task.options
+            )
+        return {
+            "kind": "knn" if task.protocol == "knn" else "linear_probe",
+            "metrics": out["metrics"],
+            "chance": classification_chance(c),
+            "templates": None,  # no prompts: a classifier fitted on image features
+            "probe": {"chosen": out["chosen"], "settings": out["settings"], "sweep": out.get("sweep")},
+            "classes": list(task.class_names),
+            "data": {
+                **task.data,
+                "majority_top1": max(Counter(task.test_labels).values()) / len(task.test_labels),
+            },
+        }
+
+    def run(self, task: Task) -> dict:
+        if isinstance(task, Probe):
+            return self.probe(task)
         return self.zero_shot(task) if isinstance(task, Classification) else self.retrieval(task)
 
 
 def default_tasks() -> tuple[list[str], dict[str, str]]:
-    """(tasks to run, {task: why skipped}): the emoji tasks, plus Fashion-MNIST when installed."""
+    """(tasks to run, {task: why skipped}): the emoji tasks, plus Fashion-MNIST when installed.
+
+    The ``linear_probe`` and ``knn`` tasks are not defaults: they encode 10,000 more (training)
+    images, which would double the time ``synclip eval`` takes on a CPU. Name them with ``--tasks``.
+    """
     reason = fm.available()
     if reason is None:
         return [*EMOJI_TASKS, "fashion_mnist"], {}
@@ -192,6 +232,9 @@ def evaluate(
         for key, task in task_data.items():
             if isinstance(task, Classification) and not task.index:
                 result["skipped"][key] = "no labelled images (is limit too small?)"
+                continue
+            if isinstance(task, Probe) and len(task.train_labels) < 2:
+                result["skipped"][key] = "fewer than 2 training images (is limit too small?)"
                 continue
             result["tasks"][key] = evaluator.run(task)
         result["seconds"][name] = round(time.perf_counter() - start, 3)

@@ -1,7 +1,8 @@
 """What an evaluation task hands to the runner: images (by a cache key), plus labels or captions.
 
 ``image_set`` names an image collection, so the runner encodes each collection once per ``evaluate``
-call and every task on it (category, subcategory, head noun, retrieval on Twemoji) reuses the features.
+call and every task on it (category, subcategory, head noun, retrieval on Twemoji) reuses the features;
+a :class:`Probe` names two collections, train and test, and shares each with any task on the same key.
 """
 
 from __future__ import annotations
@@ -50,3 +51,24 @@ class Retrieval:
     captions: list[str]  # (T,) unique texts
     positives: torch.Tensor  # (T, I) bool: caption t describes image i
     data: dict = field(default_factory=dict)
+
+
+@dataclass
+class Probe:
+    """A classifier fitted on frozen features of ``train_images``, scored on ``test_images``.
+
+    ``protocol`` is ``"lbfgs"`` or ``"adamw"`` (synclip.eval.linear_probe) or ``"knn"``
+    (synclip.eval.knn); ``options`` are that function's keyword arguments. Every image of each
+    collection is used, with its label at the same position.
+    """
+
+    train_set: str  # cache key of the training collection, e.g. "fashion_mnist/train/10000/seed0"
+    train_images: Sequence
+    train_labels: list[int]  # (N_train,) in [0, C)
+    test_set: str  # cache key of the test collection: the zero-shot task's key for the same images
+    test_images: Sequence
+    test_labels: list[int]  # (N_test,) in [0, C)
+    class_names: list[str]  # (C,)
+    protocol: str
+    options: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # provenance for eval.json
