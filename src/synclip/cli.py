@@ -1,4 +1,4 @@
-"""The ``synclip`` command: train, eval, export, data, recipes, models, demo."""
+"""The ``synclip`` command: train, eval, compare, export, data, recipes, models, demo."""
 
 from __future__ import annotations
 
@@ -26,6 +26,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="eval.json path (default: beside the checkpoint)")
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, default=None, help="cap the images per task")
+
+    p = sub.add_parser(
+        "compare", help="train recipes on equal terms, evaluate all, write a table, JSON and a bar chart"
+    )
+    p.add_argument("entries", nargs="*", help="recipes, or LABEL=RECIPE to name a row (slip_pd50=slip)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for every recipe")
+    p.add_argument("--out", default="reports/compare", help="report folder (runs go in OUT/runs)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every recipe")
+    p.add_argument(
+        "--set-for",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="LABEL KEY=VALUE",
+        help="overrides for one row, e.g. --set-for slip_pd50 objectives.simclr.patch_dropout=0.5",
+    )
+    p.add_argument("--tasks", nargs="*", default=None, help="eval task names (default: all available)")
+    p.add_argument("--limit", type=int, default=None, help="cap the images per eval task")
+    p.add_argument("--checkpoints", nargs="*", default=[], help="also compare these existing checkpoints")
 
     p = sub.add_parser("export", help="write a checkpoint's model as open_clip-loadable weights")
     p.add_argument("checkpoint")
@@ -141,6 +160,21 @@ def _write_shards(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from synclip.compare import Entry, compare
+
+    entries = [Entry.parse(spec) for spec in args.entries]
+    by_label = {e.label: e for e in entries}
+    for label, *overrides in args.set_for:
+        if label not in by_label:
+            raise ValueError(f"--set-for {label}: no such row; rows are {', '.join(by_label) or 'none'}")
+        by_label[label].overrides.extend(overrides)
+    done = compare(entries, args.out, args.seeds, args.set, args.tasks, args.limit, args.checkpoints)
+    print(done["paths"]["md"].read_text())
+    print("report: " + ", ".join(str(p) for p in done["paths"].values()))
+    return 0
+
+
 def cmd_recipes(args) -> int:
     from synclip.config import list_recipes
 
@@ -167,6 +201,7 @@ COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "export": cmd_export,
+    "compare": cmd_compare,
     "data": cmd_data,
     "recipes": cmd_recipes,
     "models": cmd_models,

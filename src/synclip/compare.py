@@ -1,0 +1,118 @@
+"""``synclip compare``: train several recipes on equal terms, evaluate them all, report side by side.
+
+Every entry trains with the same model, data, epochs and batch unless its own overrides say
+otherwise (``--set-for``), for each seed, and is evaluated on the same tasks. A finished
+(entry, seed), one whose ``eval.json`` exists, is not trained again, so an interrupted comparison
+resumes where it stopped; an unfinished one resumes from its last checkpoint. Existing checkpoints
+can be compared as they are (``--checkpoints``). The report folder gets ``results.json``,
+``results.md`` (mean and standard deviation over seeds) and ``results.png`` (a bar chart).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from synclip.eval.report import write_report
+
+
+@dataclass
+class Entry:
+    """One row of a comparison: a label, a recipe, and overrides applied on top of the shared ones."""
+
+    label: str
+    recipe: str
+    overrides: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, spec: str) -> Entry:
+        """``RECIPE`` or ``LABEL=RECIPE`` (the label names the row, e.g. ``slip_pd50=slip``)."""
+        label, _, recipe = spec.partition("=")
+        return cls(label, recipe or label)
+
+
+def run_entry(
+    entry: Entry, seed: int, shared: list[str], runs_dir: Path, tasks: list[str] | None, limit: int | None
+) -> dict:
+    """Train (or resume, or reuse) one (entry, seed) and evaluate it; returns its record."""
+    from synclip.config import load_config
+    from synclip.evaluate import evaluate_checkpoint
+    from synclip.train.loop import train
+
+    name = f"{entry.label}-s{seed}"
+    run_dir = runs_dir / name
+    eval_path = run_dir / "eval.json"
+    record_path = run_dir / "compare.json"
+    if eval_path.exists() and record_path.exists():
+        return json.loads(record_path.read_text())
+    overrides = [
+        *shared,
+        *entry.overrides,
+        f"train.seed={seed}",
+        f"train.out_dir={runs_dir}",
+        f"train.name={name}",
+        "train.resume=auto",
+        "eval.at_end=false",
+    ]
+    cfg = load_config(entry.recipe, overrides)
+    start = time.perf_counter()
+    train(cfg)
+    train_seconds = time.perf_counter() - start
+    result = evaluate_checkpoint(run_dir / "checkpoint.pt", tasks=tasks, limit=limit)["result"]
+    record = {
+        "label": entry.label,
+        "recipe": entry.recipe,
+        "seed": seed,
+        "overrides": overrides,
+        "train_seconds": round(train_seconds, 1),
+        "run_dir": str(run_dir),
+        "tasks": {k: {"metrics": v["metrics"], "chance": v["chance"]} for k, v in result["tasks"].items()},
+    }
+    record_path.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def evaluate_existing(checkpoint: Path, tasks: list[str] | None, limit: int | None) -> dict:
+    """A record for a checkpoint trained elsewhere (its folder name is the label, seed 0)."""
+    from synclip.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(checkpoint, tasks=tasks, limit=limit)["result"]
+    return {
+        "label": checkpoint.parent.name,
+        "recipe": result["checkpoint"].get("recipe"),
+        "seed": 0,
+        "train_seconds": None,
+        "run_dir": str(checkpoint.parent),
+        "tasks": {k: {"metrics": v["metrics"], "chance": v["chance"]} for k, v in result["tasks"].items()},
+    }
+
+
+def compare(
+    entries: list[Entry],
+    out: str | Path,
+    seeds: int = 1,
+    shared: list[str] | None = None,
+    tasks: list[str] | None = None,
+    limit: int | None = None,
+    checkpoints: list[str | Path] = (),
+) -> dict:
+    """Run every (entry, seed), then write the report; returns ``{"records", "paths"}``."""
+    out = Path(out)
+    runs_dir = out / "runs"
+    labels = [e.label for e in entries]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"labels must be unique, got {labels}; name rows with LABEL=RECIPE")
+    records = []
+    total = len(entries) * seeds
+    for i, (entry, seed) in enumerate((e, s) for e in entries for s in range(seeds)):
+        print(f"== compare {i + 1}/{total}: {entry.label} seed {seed}", flush=True)
+        records.append(run_entry(entry, seed, list(shared or []), runs_dir, tasks, limit))
+    for checkpoint in checkpoints:
+        print(f"== compare: evaluating {checkpoint}", flush=True)
+        records.append(evaluate_existing(Path(checkpoint), tasks, limit))
+    if not records:
+        raise ValueError("nothing to compare: name recipes or pass --checkpoints")
+    paths = write_report(records, out)
+    return {"records": records, "paths": paths}

@@ -1,0 +1,93 @@
+"""`synclip compare`: the report's statistics, and a real two-recipe comparison that resumes."""
+
+import json
+import statistics
+
+import pytest
+
+from run_helpers import small_run_overrides
+from synclip.cli import main
+from synclip.compare import Entry, compare
+from synclip.eval.report import markdown_table, mean_std, summarise
+
+
+def _record(label, seed, top1, r5):
+    return {
+        "label": label,
+        "seed": seed,
+        "train_seconds": 60.0 * (seed + 1),
+        "tasks": {
+            "head_noun/twemoji": {"metrics": {"top1": top1, "top5": 0.9}, "chance": {"top1": 0.05}},
+            "retrieval/openmoji": {
+                "metrics": {"text_to_image_R@5": r5, "image_to_text_R@5": None},
+                "chance": {"text_to_image_R@5": 0.01, "image_to_text_R@5": 0.01},
+            },
+        },
+    }
+
+
+def test_mean_std_is_the_sample_statistic():
+    assert mean_std([0.2, 0.4, 0.9]) == pytest.approx(
+        (statistics.mean([0.2, 0.4, 0.9]), statistics.stdev([0.2, 0.4, 0.9]))
+    )
+    assert mean_std([0.3]) == (0.3, 0.0)
+
+
+def test_summary_and_table_group_seeds_per_label():
+    records = [_record("clip", 0, 0.5, 0.10), _record("clip", 1, 0.7, 0.20), _record("slip", 0, 0.6, 0.3)]
+    summary = summarise(records)
+    assert summary["labels"] == ["clip", "slip"]
+    assert summary["seeds"] == {"clip": [0, 1], "slip": [0]}
+    rows = {(r["task"], r["metric"]): r for r in summary["rows"]}
+    assert set(rows) == {("head_noun/twemoji", "top1"), ("retrieval/openmoji", "text_to_image_R@5")}
+    assert rows[("head_noun/twemoji", "top1")]["values"] == {"clip": [0.5, 0.7], "slip": [0.6]}
+    table = markdown_table(summary).splitlines()
+    assert table[0] == "| task | metric | `clip` | `slip` | chance |"
+    sd = 100 * statistics.stdev([0.5, 0.7])
+    assert table[2] == f"| head_noun/twemoji | top1 | 60.0 ± {sd:.1f} | 60.0 | 5.00 |"
+    assert table[4] == "| training | wall-clock (min) | 1.5 ± 0.7 | 1.0 | |"
+
+
+def test_entry_labels():
+    assert Entry.parse("slip") == Entry("slip", "slip")
+    assert Entry.parse("slip_pd50=slip") == Entry("slip_pd50", "slip")
+    with pytest.raises(ValueError, match="unique"):
+        compare([Entry("a", "clip"), Entry("a", "slip")], "unused")
+
+
+@pytest.mark.slow
+def test_compare_trains_evaluates_reports_and_resumes(emoji_subset, emoji_corpus, tmp_path, monkeypatch):
+    shared = small_run_overrides(emoji_subset, tmp_path, **{"train.max_steps": 2, "train.epochs": 1})
+    shared = [o for o in shared if not o.startswith("train.out_dir")]
+    out = tmp_path / "report"
+    args = ["compare", "clip", "fast=clip", "--seeds", "2", "--out", str(out), "--tasks", "retrieval"]
+    args += ["--limit", "64", "--set", *shared, "--set-for", "fast", "train.lr=1e-4"]
+    assert main(args) == 0
+
+    report = json.loads((out / "results.json").read_text())
+    assert {(r["label"], r["seed"]) for r in report["records"]} == {
+        (label, seed) for label in ("clip", "fast") for seed in (0, 1)
+    }
+    fast = next(r for r in report["records"] if r["label"] == "fast")
+    assert "train.lr=1e-4" in fast["overrides"] and "train.seed=0" in fast["overrides"]
+    assert (out / "runs" / "fast-s1" / "checkpoint.pt").exists()
+    assert (out / "results.png").stat().st_size > 1000
+    md = (out / "results.md").read_text()
+    assert "| retrieval/twemoji | text_to_image_R@5 |" in md and "over 2 seed(s)" in md
+
+    # finished runs are not trained again: a second call must not reach the training loop
+    def no_training(cfg):
+        raise AssertionError(f"retrained {cfg.train.name}")
+
+    monkeypatch.setattr("synclip.train.loop.train", no_training)
+    assert main(args) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["records"] == report["records"]
+
+    # an existing checkpoint joins the table under its folder's name
+    monkeypatch.undo()
+    ckpt = out / "runs" / "clip-s0" / "checkpoint.pt"
+    assert main(["compare", "--checkpoints", str(ckpt), "--out", str(tmp_path / "r2"), "--tasks", "retrieval",
+                 "--limit", "64"]) == 0  # fmt: skip
+    labels = [r["label"] for r in json.loads((tmp_path / "r2" / "results.json").read_text())["records"]]
+    assert labels == ["clip-s0"]
