@@ -9,6 +9,6 @@ from synclip.objectives import (  # noqa: F401
     simclr,
     simsiam,
 )
-from synclip.objectives.base import Encoded, Objective, objective_options
+from synclip.objectives.base import Encoded, Objective, TemperatureObjective, objective_options
 
-__all__ = ["Encoded", "Objective", "objective_options"]
+__all__ = ["Encoded", "Objective", "TemperatureObjective", "objective_options"]

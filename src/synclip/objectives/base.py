@@ -8,6 +8,7 @@ its heads, temperatures and state (so they land under ``recipe.<name>.*`` in che
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 import torch.nn.functional as F
@@ -137,6 +138,42 @@ class Objective(nn.Module):
     @torch.no_grad()
     def post_step(self) -> None:
         """Called after every optimizer step."""
+
+
+class TemperatureObjective(Objective):
+    """An objective with CLIP's learnable temperature (Radford et al. 2021).
+
+    ``logit_scale`` is the log of the multiplier, initialised to ``log(init_logit_scale)`` (1/0.07) and
+    clamped at ``log(max_logit_scale)`` (100) after every optimizer step. The parameter keeps the name
+    ``logit_scale`` so that the recipe can export it with the towers in open_clip's layout.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        source: str = "pairs",
+        init_logit_scale: float = 1 / 0.07,
+        max_logit_scale: float = 100.0,
+        learn_logit_scale: bool = True,
+    ):
+        super().__init__(model, source)
+        self.max_log_scale = math.log(max_logit_scale)
+        self.logit_scale = nn.Parameter(
+            torch.tensor(math.log(init_logit_scale)), requires_grad=learn_logit_scale
+        )
+
+    def scale(self) -> torch.Tensor:
+        """The multiplier of the cosine similarities, ``exp(logit_scale)``."""
+        return self.logit_scale.exp()
+
+    def crops(self, enc: Encoded, view: str) -> torch.Tensor:
+        """Unit image features of ``view`` as (B, V, D): one crop per sample becomes V = 1."""
+        images = enc.image(view, self.source)["features"]  # (B, V, D) or (B, D)
+        return images.unsqueeze(1) if images.ndim == 2 else images
+
+    @torch.no_grad()
+    def post_step(self) -> None:
+        self.logit_scale.clamp_(0, self.max_log_scale)
 
 
 def objective_options(name: str) -> dict[str, object]:

@@ -7,18 +7,16 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from synclip.losses import clip_loss
-from synclip.objectives.base import Encoded, Objective
+from synclip.objectives.base import Encoded, TemperatureObjective
 from synclip.registry import OBJECTIVES
 
 
 @OBJECTIVES.register("clip")
-class Clip(Objective):
+class Clip(TemperatureObjective):
     """Symmetric InfoNCE between the ``image`` and ``text`` views of a source."""
 
     views = ("image", "text")
@@ -33,21 +31,13 @@ class Clip(Objective):
         image_view: str = "image",
         text_view: str = "text",
     ):
-        super().__init__(model, source)
+        super().__init__(model, source, init_logit_scale, max_logit_scale, learn_logit_scale)
         self.views = (image_view, text_view)
         self.image_view, self.text_view = image_view, text_view
-        self.max_log_scale = math.log(max_logit_scale)
-        self.logit_scale = nn.Parameter(
-            torch.tensor(math.log(init_logit_scale)), requires_grad=learn_logit_scale
-        )
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         image = enc.image(self.image_view, self.source)["features"]  # (B, D)
         text = enc.text(self.text_view, self.source)["features"]  # (B, D)
-        out = clip_loss(image, text, self.logit_scale.exp())
-        out["logit_scale"] = self.logit_scale.detach().exp()
+        out = clip_loss(image, text, self.scale())
+        out["logit_scale"] = self.scale().detach()
         return out
-
-    @torch.no_grad()
-    def post_step(self) -> None:
-        self.logit_scale.clamp_(0, self.max_log_scale)

@@ -11,19 +11,17 @@ the text features of the last training-mode forward, never in evaluation.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from synclip.losses import clip_loss
 from synclip.memory import FeatureQueue
-from synclip.objectives.base import Encoded, Objective
+from synclip.objectives.base import Encoded, TemperatureObjective
 from synclip.registry import OBJECTIVES
 
 
 @OBJECTIVES.register("nearest_neighbour")
-class NearestNeighbour(Objective):
+class NearestNeighbour(TemperatureObjective):
     """Mean CLIP loss of (image crop, NN(text view)) over crops x text views; the queue fills in post_step."""
 
     def __init__(
@@ -37,26 +35,20 @@ class NearestNeighbour(Objective):
         max_logit_scale: float = 100.0,
         learn_logit_scale: bool = True,
     ):
-        super().__init__(model, source)
+        super().__init__(model, source, init_logit_scale, max_logit_scale, learn_logit_scale)
         self.image_view, self.text_views = image_view, tuple(text_views)
         self.views = (image_view, *self.text_views)
         self.queue = FeatureQueue(queue_size, int(model.embed_dim))
         self._pending: list[torch.Tensor] = []  # text features waiting for post_step
-        self.max_log_scale = math.log(max_logit_scale)
-        self.logit_scale = nn.Parameter(
-            torch.tensor(math.log(init_logit_scale)), requires_grad=learn_logit_scale
-        )
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
-        images = enc.image(self.image_view, self.source)["features"]  # (B, V, D) or (B, D)
-        if images.ndim == 2:
-            images = images.unsqueeze(1)  # (B, 1, D)
+        images = self.crops(enc, self.image_view)  # (B, V, D)
         texts = [enc.text(v, self.source)["features"] for v in self.text_views]  # each (B, D)
         neighbours = [self.queue.nearest(t) for t in texts]  # each (B, D), detached
         losses, accs = [], []
         for v in range(images.shape[1]):
             for nn_text in neighbours:
-                out = clip_loss(images[:, v], nn_text, self.logit_scale.exp())
+                out = clip_loss(images[:, v], nn_text, self.scale())
                 losses.append(out["loss"])
                 accs.append(out["acc"])
         if self.training:  # enqueued in post_step, so a batch never retrieves its own texts
@@ -74,7 +66,7 @@ class NearestNeighbour(Objective):
         Enqueuing here rather than in ``forward`` adds each optimizer step's batch exactly once, also
         when gradient accumulation runs the forward several times per step.
         """
-        self.logit_scale.clamp_(0, self.max_log_scale)
+        super().post_step()  # clamp the temperature
         for text in self._pending:
             self.queue.push(text)
         self._pending = []
