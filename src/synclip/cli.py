@@ -22,10 +22,41 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on the built-in tasks and write eval.json")
     p.add_argument("checkpoint")
-    p.add_argument("--tasks", nargs="*", default=None, help="task names (default: all available)")
+    p.add_argument(
+        "--tasks",
+        nargs="*",
+        default=None,
+        help="task names (default: the emoji tasks and fashion_mnist; on request: linear_probe, knn, "
+        "finetune, mnist5k, digits)",
+    )
     p.add_argument("--out", default=None, help="eval.json path (default: beside the checkpoint)")
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, default=None, help="cap the images per task")
+    p.add_argument(
+        "--templates",
+        default=None,
+        metavar="FILE_OR_SET",
+        help="prompt templates for every zero-shot task: a set name (emoji, fashion, digits, "
+        "openai_imagenet, slip_imagenet) or a file with one template per line ('{}' = class name)",
+    )
+    p.add_argument(
+        "--image-folder",
+        default=None,
+        metavar="DIR",
+        help="your images as DIR/<class>/<image>: zero-shot over the folder names, linear probe and kNN",
+    )
+    p.add_argument(
+        "--class-names", default=None, metavar="FILE", help="prompt names for --image-folder, one per line"
+    )
+    p.add_argument("--csv", default=None, metavar="FILE", help="your image-text pairs: retrieval Recall@k")
+    p.add_argument("--img-key", default="filepath", help="--csv: image path column")
+    p.add_argument("--caption-key", default="caption", help="--csv: caption column")
+    p.add_argument(
+        "--plots",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw zero-shot confusion matrices and retrieval grids into plots/ beside eval.json",
+    )
 
     p = sub.add_parser(
         "compare", help="train recipes on equal terms, evaluate all, write a table, JSON and a bar chart"
@@ -110,7 +141,17 @@ def cmd_eval(args) -> int:
     from synclip.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(
-        args.checkpoint, tasks=args.tasks, out=args.out, device=args.device, limit=args.limit
+        args.checkpoint,
+        tasks=args.tasks,
+        out=args.out,
+        device=args.device,
+        limit=args.limit,
+        templates=args.templates,
+        image_folder=args.image_folder,
+        class_names=args.class_names,
+        csv=args.csv,
+        csv_keys=(args.img_key, args.caption_key),
+        plots=args.plots,
     )
     print(result["table"])
     print(f"wrote {result['path']}")

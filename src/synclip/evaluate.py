@@ -25,13 +25,20 @@ def evaluate_checkpoint(
     device: str = "auto",
     limit: int | None = None,
     batch_size: int = 256,
+    plots: bool = False,
+    **options,
 ) -> dict:
-    """Run the evaluation tasks on a checkpoint; returns ``{"result", "table", "path"}``."""
+    """Run the evaluation tasks on a checkpoint; returns ``{"result", "table", "path"}``.
+
+    With ``plots``, confusion matrices and retrieval grids go to ``plots/`` beside ``eval.json``.
+    ``options`` go to :func:`synclip.eval.run.evaluate` (``templates``, user data sets, ...).
+    """
     from synclip.eval.run import evaluate, format_table, write_eval_json
 
     checkpoint = Path(checkpoint)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    path = Path(out) if out else checkpoint.parent / "eval.json"
     model = load(checkpoint, device=device)
     result = evaluate(
         model,
@@ -41,6 +48,8 @@ def evaluate_checkpoint(
         device=device,
         batch_size=batch_size,
         limit=limit,
+        plots_dir=path.parent / "plots" if plots else None,
+        **options,
     )
     result["checkpoint"] = {
         "path": str(checkpoint.resolve()),
@@ -48,6 +57,5 @@ def evaluate_checkpoint(
         "model": model.name,
         "recipe": model.config.get("recipe"),
     }
-    path = Path(out) if out else checkpoint.parent / "eval.json"
     write_eval_json(result, path)
     return {"result": result, "table": format_table(result), "path": path}

@@ -27,3 +27,36 @@ def tokenize():
 @pytest.fixture(scope="session")
 def preprocess():
     return open_clip.image_transform(32, is_train=False)  # PIL -> (3, 32, 32)
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint():
+    """A function writing a synclip checkpoint of a freshly initialised micro-vit-32 to a path."""
+    from synclip.config import load_config
+    from synclip.models import create_model, open_clip_state_dict
+    from synclip.train.checkpoint import FORMAT, save_atomic
+
+    def write(path):
+        cfg = load_config("clip", ["model.name=micro-vit-32"])
+        model = create_model("micro-vit-32")
+        state = {
+            "format": FORMAT,
+            "model_name": "micro-vit-32",
+            "model": open_clip_state_dict(model),
+            "config": cfg.to_dict(),
+            "step": 0,
+        }
+        return save_atomic(state, path)
+
+    return write
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of many tiny forward/backward passes (training, fine-tuning): with
+    a second thread they wait on each other, and on any other load of the machine, far longer than
+    they compute."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -5,27 +5,11 @@ import torch
 
 from synclip.eval.run import evaluate, format_table
 from synclip.evaluate import evaluate_checkpoint
-from synclip.models import create_model, open_clip_state_dict
-from synclip.train.checkpoint import FORMAT, save_atomic
+from synclip.models import create_model
 
 
-def _untrained_checkpoint(path):
-    from synclip.config import load_config
-
-    cfg = load_config("clip", ["model.name=micro-vit-32"])
-    model = create_model("micro-vit-32")
-    state = {
-        "format": FORMAT,
-        "model_name": "micro-vit-32",
-        "model": open_clip_state_dict(model),
-        "config": cfg.to_dict(),
-        "step": 0,
-    }
-    return save_atomic(state, path)
-
-
-def test_evaluate_checkpoint_writes_eval_json_with_provenance(tmp_path, emoji_corpus):
-    ckpt = _untrained_checkpoint(tmp_path / "checkpoint.pt")
+def test_evaluate_checkpoint_writes_eval_json_with_provenance(tmp_path, emoji_corpus, untrained_checkpoint):
+    ckpt = untrained_checkpoint(tmp_path / "checkpoint.pt")
     out = evaluate_checkpoint(ckpt, tasks=["category", "retrieval"], limit=200, device="cpu")
     saved = json.loads(out["path"].read_text())
     assert set(saved["tasks"]) == {"category/twemoji", "category/openmoji", "retrieval/twemoji"}
@@ -55,3 +39,21 @@ def test_untrained_model_scores_near_chance_on_retrieval(emoji_corpus):
     r5 = result["tasks"]["retrieval/twemoji"]["metrics"]["text_to_image_R@5"]
     assert r5 < 0.1
     assert "retrieval/twemoji" in format_table(result)
+
+
+def test_cli_eval_templates_option_is_recorded(tmp_path, emoji_corpus, untrained_checkpoint, capsys):
+    from synclip.cli import main
+
+    ckpt = untrained_checkpoint(tmp_path / "checkpoint.pt")
+    args = ["eval", str(ckpt), "--tasks", "head_noun", "--limit", "100", "--templates", "slip_imagenet"]
+    assert main(args) == 0
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    entry = saved["tasks"]["head_noun/twemoji"]
+    assert entry["templates"]["set"] == "slip_imagenet" and len(entry["templates"]["templates"]) == 7
+    assert saved["settings"]["templates"] == "slip_imagenet"
+    drawn = sorted(p.name for p in (tmp_path / "plots").iterdir())  # --plots is on by default
+    assert drawn == ["confusion_head_noun_openmoji.png", "confusion_head_noun_twemoji.png"]
+    assert main([*args, "--no-plots", "--out", str(tmp_path / "other" / "eval.json")]) == 0
+    assert (tmp_path / "other" / "eval.json").is_file() and not (tmp_path / "other" / "plots").exists()
+    assert main([*args[:-1], str(tmp_path / "no-such-file.txt")]) == 2
+    assert "neither a template set" in capsys.readouterr().err

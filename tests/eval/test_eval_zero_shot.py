@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from synclip.eval.templates import TEMPLATE_SETS, get_templates
+from synclip.eval.run import evaluate
+from synclip.eval.templates import TEMPLATE_SETS, get_templates, read_lines, resolve_templates
 from synclip.eval.zero_shot import build_classifier, fill, zero_shot_logits
 
 # SLIP's templates.json "imagenet" entry (facebookresearch/SLIP @ d1de3e7).
@@ -78,8 +79,9 @@ def test_fill_accepts_both_placeholders_and_rejects_none():
 def test_template_sets():
     assert len(get_templates("openai_imagenet")) == 80
     assert get_templates("openai_imagenet")[0] == "a bad photo of a {}."
-    assert get_templates("slip_imagenet7") == SLIP_IMAGENET
-    for name in ("emoji", "fashion", "openai_imagenet", "slip_imagenet7"):
+    assert get_templates("slip_imagenet") == SLIP_IMAGENET
+    assert get_templates("digits")[0] == 'a photo of the number: "{}".'  # CLIP's MNIST prompt
+    for name in ("emoji", "fashion", "digits", "openai_imagenet", "slip_imagenet"):
         templates = get_templates(name)
         assert templates and all(isinstance(t, str) and "{}" in t for t in templates), name
         assert len(set(templates)) == len(templates), name
@@ -87,3 +89,55 @@ def test_template_sets():
     assert "mutated" not in TEMPLATE_SETS["emoji"]
     with pytest.raises(KeyError, match="known: emoji"):
         get_templates("imagenet")
+
+
+def test_openai_imagenet_templates_are_clips_80():
+    templates = get_templates("openai_imagenet")
+    assert len(set(templates)) == 80
+    assert "a photo of a {}." in templates and "itap of a {}." in templates
+    assert templates[-1] == "a tattoo of the {}."  # the notebook's order, kept
+
+
+def test_template_and_class_name_files(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("# my prompts\na sketch of a {}.\n\n  a {c} sticker  \n", encoding="utf-8")
+    name, templates = resolve_templates(str(path))
+    assert name == f"file:{path.resolve()}" and templates == ["a sketch of a {}.", "a {c} sticker"]
+    assert resolve_templates("slip_imagenet") == ("slip_imagenet", SLIP_IMAGENET)
+    (tmp_path / "bad.txt").write_text("a sketch\n")
+    with pytest.raises(ValueError, match="placeholder"):
+        resolve_templates(str(tmp_path / "bad.txt"))
+    with pytest.raises(ValueError, match="neither a template set"):
+        resolve_templates(str(tmp_path / "missing.txt"))
+    (tmp_path / "empty.txt").write_text("\n# nothing\n")
+    with pytest.raises(ValueError, match="no lines"):
+        read_lines(tmp_path / "empty.txt")
+
+
+def test_a_template_file_replaces_every_zero_shot_set_and_is_recorded(
+    clip_model, preprocess, tokenize, emoji_corpus, tmp_path
+):
+    path = tmp_path / "prompts.txt"
+    path.write_text("a sketch of a {}.\n{} icon\n")
+    kwargs = dict(tasks=["head_noun", "retrieval"], corpus_dir=emoji_corpus, limit=60)
+    own = evaluate(clip_model, preprocess, tokenize, **kwargs)
+    seen: set[str] = set()
+
+    def recording(texts):
+        seen.update(texts)
+        return tokenize(texts)
+
+    custom = evaluate(clip_model, preprocess, recording, templates=str(path), **kwargs)
+    for style in ("twemoji", "openmoji"):
+        entry = custom["tasks"][f"head_noun/{style}"]
+        assert entry["templates"] == {
+            "set": f"file:{path.resolve()}",
+            "templates": ["a sketch of a {}.", "{} icon"],
+        }
+        assert own["tasks"][f"head_noun/{style}"]["templates"]["set"] == "emoji"
+    assert "a sketch of a heart." in seen and "heart icon" in seen  # the prompts encoded
+    assert "an emoji of a heart." not in seen
+    assert custom["tasks"]["retrieval/twemoji"] == own["tasks"]["retrieval/twemoji"]  # captions as written
+    assert custom["settings"]["templates"] == str(path)
+    with pytest.raises(ValueError, match="neither a template set"):
+        evaluate(clip_model, preprocess, tokenize, templates="imagenet_80", **kwargs)

@@ -1,7 +1,8 @@
 """Evaluation as the papers do it: zero-shot with prompt ensembles, Recall@k, linear probes and kNN
-on frozen features, exact chance levels."""
+on frozen features, end-to-end fine-tuning, exact chance levels."""
 
 from synclip.eval.features import encode_images, encode_texts
+from synclip.eval.finetune import finetune
 from synclip.eval.knn import knn_classify
 from synclip.eval.linear_probe import linear_probe
 from synclip.eval.metrics import (
@@ -11,7 +12,7 @@ from synclip.eval.metrics import (
     retrieval_metrics,
 )
 from synclip.eval.run import TASKS, evaluate, format_table, write_eval_json
-from synclip.eval.templates import TEMPLATE_SETS, get_templates
+from synclip.eval.templates import TEMPLATE_SETS, get_templates, resolve_templates
 from synclip.eval.zero_shot import build_classifier, zero_shot_logits
 
 __all__ = [
@@ -23,10 +24,12 @@ __all__ = [
     "encode_images",
     "encode_texts",
     "evaluate",
+    "finetune",
     "format_table",
     "get_templates",
     "knn_classify",
     "linear_probe",
+    "resolve_templates",
     "retrieval_chance",
     "retrieval_metrics",
     "write_eval_json",

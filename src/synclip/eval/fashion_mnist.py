@@ -17,27 +17,16 @@ from pathlib import Path
 
 import torch
 
-from synclip.eval.task_data import Classification, Probe
+from synclip.eval.task_data import Classification, Probe, spread
+from synclip.eval.task_data import Subset as _Subset
 
 N_TRAIN, N_TEST = 10_000, 10_000  # default probe subset sizes (``limit`` caps both)
+N_FINETUNE = 2_000  # training images for end-to-end fine-tuning: a few CPU epochs of a small tower
 
 # Prompt names, in Fashion-MNIST label order (0 t-shirt/top ... 9 ankle boot).
 CLASS_NAMES = [
     "t-shirt", "jeans", "pullover", "dress", "coat", "sandal", "shirt", "running shoe", "handbag", "boot",
 ]  # fmt: skip
-
-
-class _Subset:
-    """``dataset[index[j]]`` as item ``j``: a view that encode_images reads lazily."""
-
-    def __init__(self, dataset, index: list[int]):
-        self.dataset, self.index = dataset, index
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, j: int):
-        return self.dataset[self.index[j]]
 
 
 def available() -> str | None:
@@ -57,7 +46,7 @@ def _test_images(limit: int | None) -> tuple[_Subset, str]:
 
     dataset = fashion_mnist("test")  # items: {"image": PIL RGB 28x28, "label": int, ...}
     n = len(dataset)
-    index = list(range(n)) if limit is None or limit >= n else [i * n // limit for i in range(limit)]
+    index = spread(n, limit)
     return _Subset(dataset, index), "fashion_mnist/test" + ("" if len(index) == n else f"/{len(index)}")
 
 
@@ -94,13 +83,13 @@ def probe_task(
     seed: int = 0,
     **options,
 ) -> Probe:
-    """A probe (``"lbfgs"``, ``"adamw"`` or ``"knn"``) fitted on ``n_train`` training images drawn at
-    random (``seed``) and scored on ``n_test`` test images spread evenly over the test split, exactly
-    the images of :func:`fashion_mnist_task` with that many, so they share its cache key. ``limit``
-    caps both sizes; ``options`` go to the protocol's function."""
+    """A probe (``"lbfgs"``, ``"adamw"``, ``"knn"`` or ``"finetune"``) fitted on ``n_train`` training
+    images drawn at random (``seed``) and scored on ``n_test`` test images spread evenly over the test
+    split, exactly the images of :func:`fashion_mnist_task` with that many, so they share its cache
+    key. ``limit`` caps both sizes; ``options`` go to the protocol's function."""
     from synclip.data.labelled import FASHION_MNIST_DIR, fashion_mnist
 
-    if protocol != "knn":
+    if protocol not in ("knn", "finetune"):
         from synclip.eval.linear_probe import check_protocol
 
         check_protocol(protocol)  # ModuleNotFoundError without scikit-learn: the task is skipped

@@ -9,7 +9,8 @@
 
 Probe results (``linear_probe/...``, ``knn/...``) have ``kind`` "linear_probe" or "knn", the same
 classification metrics and chance levels, and ``probe``: the protocol, the hyper-parameter chosen on
-the validation split and the sweep behind it.
+the validation split and the sweep behind it. ``finetune/...`` (kind "finetune") has ``finetune``:
+its settings and per-epoch training loss and accuracy.
 
 Each image collection is encoded once per call and shared by the tasks on it, and so are the text
 features of identical caption lists and classifiers of identical (classes, templates).
@@ -17,6 +18,7 @@ features of identical caption lists and classifiers of identical (classes, templ
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -29,7 +31,10 @@ import torch
 
 from synclip.eval import emoji_tasks as et
 from synclip.eval import fashion_mnist as fm
+from synclip.eval import labelled_tasks as lt
+from synclip.eval import user_data as ud
 from synclip.eval.features import encode_images, encode_texts
+from synclip.eval.finetune import finetune
 from synclip.eval.knn import knn_classify
 from synclip.eval.linear_probe import linear_probe
 from synclip.eval.metrics import (
@@ -38,18 +43,42 @@ from synclip.eval.metrics import (
     retrieval_chance,
     retrieval_metrics,
 )
+from synclip.eval.plots import task_plots
 from synclip.eval.task_data import Classification, Probe, Retrieval
-from synclip.eval.templates import get_templates
+from synclip.eval.templates import resolve_templates
 from synclip.eval.zero_shot import build_classifier, zero_shot_logits
 
 
 class Sources:
-    """Where task data comes from: the emoji corpus (built on first use) and ``limit`` images per set."""
+    """Where task data comes from: the emoji corpus (built on first use), the user's image folder and
+    CSV (see :mod:`synclip.eval.user_data`), and ``limit`` images per set."""
 
-    def __init__(self, corpus_dir: str | Path | None = None, limit: int | None = None):
+    def __init__(
+        self,
+        corpus_dir: str | Path | None = None,
+        limit: int | None = None,
+        image_folder: str | Path | None = None,
+        class_names: str | Path | None = None,
+        csv: str | Path | None = None,
+        csv_keys: tuple[str, str] = ("filepath", "caption"),
+    ):
         self._corpus = Path(corpus_dir) if corpus_dir is not None else None
         self.limit = limit
         self._rows: dict[str, list[dict]] = {}
+        self._image_folder, self.class_names, self._csv = image_folder, class_names, csv
+        self.csv_keys = csv_keys
+
+    @property
+    def image_folder(self) -> str | Path:
+        if self._image_folder is None:
+            raise ValueError("task 'image_folder' needs an image folder (--image-folder DIR)")
+        return self._image_folder
+
+    @property
+    def csv(self) -> str | Path:
+        if self._csv is None:
+            raise ValueError("task 'csv' needs a CSV of image-text pairs (--csv FILE)")
+        return self._csv
 
     @property
     def built(self) -> Path | None:
@@ -91,6 +120,13 @@ TASKS: dict[str, Callable[[Sources], dict[str, Task]]] = {
     "fashion_mnist": lambda src: {"fashion_mnist": fm.fashion_mnist_task(src.limit)},
     "linear_probe": lambda src: {"linear_probe/fashion_mnist": fm.probe_task("lbfgs", src.limit)},
     "knn": lambda src: {"knn/fashion_mnist": fm.probe_task("knn", src.limit)},
+    "finetune": lambda src: {
+        "finetune/fashion_mnist": fm.probe_task("finetune", src.limit, n_train=fm.N_FINETUNE)
+    },
+    "mnist5k": lambda src: lt.mnist5k_tasks(src.limit),
+    "digits": lambda src: lt.digits_tasks(src.limit),
+    "image_folder": lambda src: ud.image_folder_tasks(src.image_folder, src.class_names, limit=src.limit),
+    "csv": lambda src: ud.csv_task(src.csv, *src.csv_keys, limit=src.limit),
 }
 EMOJI_TASKS = ["category", "subcategory", "head_noun", "retrieval", "cross_style"]
 
@@ -126,26 +162,35 @@ class Evaluator:
             )
         return self._classifiers[key]
 
-    def zero_shot(self, task: Classification) -> dict:
-        templates = get_templates(task.templates)
+    def zero_shot_logits(self, task: Classification) -> torch.Tensor:
+        """(N, C) prompt-ensemble logits of the task's images."""
         features = self.image_features(task.image_set, task.images)[task.index]  # (N, D)
-        logits = zero_shot_logits(features, self.classifier(task.class_names, templates))  # (N, C)
+        return zero_shot_logits(
+            features, self.classifier(task.class_names, resolve_templates(task.templates)[1])
+        )
+
+    def retrieval_scores(self, task: Retrieval) -> torch.Tensor:
+        """(T, I) cosine similarity of every caption to every image."""
+        images = self.image_features(task.image_set, task.images)  # (I, D)
+        return self.text_features(task.captions) @ images.T  # (T, I)
+
+    def zero_shot(self, task: Classification) -> dict:
+        template_set, templates = resolve_templates(task.templates)
+        logits = self.zero_shot_logits(task)  # (N, C)
         return {
             "kind": "zero_shot",
             "metrics": classification_metrics(logits, torch.tensor(task.labels)),
             "chance": classification_chance(len(task.class_names)),
-            "templates": {"set": task.templates, "templates": templates},
+            "templates": {"set": template_set, "templates": templates},
             "classes": list(task.class_names),
             # top-1 of always answering the most frequent class: read top-1 on imbalanced tasks against it
             "data": {**task.data, "majority_top1": max(Counter(task.labels).values()) / len(task.labels)},
         }
 
     def retrieval(self, task: Retrieval) -> dict:
-        images = self.image_features(task.image_set, task.images)  # (I, D)
-        scores = self.text_features(task.captions) @ images.T  # (T, I) cosine similarities
         return {
             "kind": "retrieval",
-            "metrics": retrieval_metrics(scores, task.positives),
+            "metrics": retrieval_metrics(self.retrieval_scores(task), task.positives),
             "chance": retrieval_chance(task.positives),
             "templates": None,  # captions are used as written
             "data": task.data,
@@ -154,6 +199,10 @@ class Evaluator:
     def probe(self, task: Probe) -> dict:
         train = self.image_features(task.train_set, task.train_images)  # (N_train, D)
         test = self.image_features(task.test_set, task.test_images)  # (N_test, D)
+        if task.train_index is not None:
+            train = train[task.train_index]
+        if task.test_index is not None:
+            test = test[task.test_index]
         c = len(task.class_names)
         if task.protocol == "knn":
             out = knn_classify(train, task.train_labels, test, task.test_labels, c, **task.options)
@@ -174,9 +223,36 @@ class Evaluator:
             },
         }
 
+    def finetune(self, task: Probe) -> dict:
+        """End-to-end fine-tuning of a copy of the image tower with a linear head (synclip.eval.finetune)."""
+        c = len(task.class_names)
+        out = finetune(
+            self.model,
+            self.preprocess,
+            task.train_images,
+            task.train_labels,
+            task.test_images,
+            task.test_labels,
+            c,
+            device=self.device,
+            **task.options,
+        )
+        return {
+            "kind": "finetune",
+            "metrics": out["metrics"],
+            "chance": classification_chance(c),
+            "templates": None,
+            "finetune": {"settings": out["settings"], "history": out["history"]},
+            "classes": list(task.class_names),
+            "data": {
+                **task.data,
+                "majority_top1": max(Counter(task.test_labels).values()) / len(task.test_labels),
+            },
+        }
+
     def run(self, task: Task) -> dict:
         if isinstance(task, Probe):
-            return self.probe(task)
+            return self.finetune(task) if task.protocol == "finetune" else self.probe(task)
         return self.zero_shot(task) if isinstance(task, Classification) else self.retrieval(task)
 
 
@@ -184,7 +260,9 @@ def default_tasks() -> tuple[list[str], dict[str, str]]:
     """(tasks to run, {task: why skipped}): the emoji tasks, plus Fashion-MNIST when installed.
 
     The ``linear_probe`` and ``knn`` tasks are not defaults: they encode 10,000 more (training)
-    images, which would double the time ``synclip eval`` takes on a CPU. Name them with ``--tasks``.
+    images, which would double the time ``synclip eval`` takes on a CPU. Name them with ``--tasks``;
+    so too ``finetune`` (end-to-end, much slower), ``mnist5k`` and ``digits`` (zero-shot and a linear
+    probe each), ``image_folder`` and ``csv``.
     """
     reason = fm.available()
     if reason is None:
@@ -201,26 +279,48 @@ def evaluate(
     batch_size: int = 256,
     corpus_dir: str | Path | None = None,
     limit: int | None = None,
+    templates: str | None = None,
+    image_folder: str | Path | None = None,
+    class_names: str | Path | None = None,
+    csv: str | Path | None = None,
+    csv_keys: tuple[str, str] = ("filepath", "caption"),
+    plots_dir: str | Path | None = None,
 ) -> dict:
     """Run ``tasks`` (names in :data:`TASKS`; default: :func:`default_tasks`) on ``model``.
 
     ``model`` must already be on ``device``; inputs are moved there batch by batch and features come
-    back to the CPU. ``limit`` caps every image set (emoji styles, Fashion-MNIST) at that many images,
-    spread evenly over it.
+    back to the CPU. ``limit`` caps every image set (emoji styles, Fashion-MNIST, the digit sets, the
+    user's folder and CSV) at that many images, spread evenly over it. ``templates`` (a set name or a file, see
+    :func:`synclip.eval.templates.resolve_templates`) replaces every zero-shot task's own set.
+
+    ``image_folder`` (with an optional ``class_names`` file) and ``csv`` (with its image and caption
+    columns ``csv_keys``) add the tasks ``image_folder`` and ``csv`` (:mod:`synclip.eval.user_data`);
+    with no ``tasks`` given, only those run. With ``plots_dir``, a confusion matrix per zero-shot task
+    and a retrieval grid per retrieval task are drawn there (:mod:`synclip.eval.plots`); their paths
+    are listed in ``result["plots"]``.
 
     A task whose data cannot be found or built is skipped with its reason in ``result["skipped"]``
     rather than failing an evaluation at the end of a training run.
     """
-    if tasks is None:
+    own = [name for name, given in (("image_folder", image_folder), ("csv", csv)) if given is not None]
+    if tasks is None and own:
+        names, skipped = own, {}
+    elif tasks is None:
         names, skipped = default_tasks()
     else:
-        names, skipped = list(tasks), {}
+        names, skipped = list(tasks) + [name for name in own if name not in tasks], {}
     unknown = [name for name in names if name not in TASKS]
     if unknown:
         raise ValueError(f"unknown eval task(s) {unknown}; known: {', '.join(TASKS)}")
-    sources = Sources(corpus_dir, limit)
+    if templates is not None:
+        resolve_templates(templates)  # a bad name or file fails before any image is encoded
+    if class_names is not None and image_folder is None:
+        raise ValueError("class names (--class-names) name the classes of an image folder (--image-folder)")
+    sources = Sources(corpus_dir, limit, image_folder, class_names, csv, csv_keys)
     evaluator = Evaluator(model, preprocess, tokenizer, device, batch_size)
     result: dict = {"tasks": {}, "skipped": skipped, "seconds": {}}
+    if plots_dir is not None:
+        result["plots"] = {}
     for name in names:
         start = time.perf_counter()
         try:
@@ -233,15 +333,23 @@ def evaluate(
             if isinstance(task, Classification) and not task.index:
                 result["skipped"][key] = "no labelled images (is limit too small?)"
                 continue
+            if isinstance(task, Classification) and templates is not None:
+                task = dataclasses.replace(task, templates=templates)
             if isinstance(task, Probe) and len(task.train_labels) < 2:
                 result["skipped"][key] = "fewer than 2 training images (is limit too small?)"
                 continue
             result["tasks"][key] = evaluator.run(task)
+            if plots_dir is not None and not isinstance(task, Probe):
+                result["plots"][key] = [str(p) for p in task_plots(evaluator, key, task, plots_dir)]
         result["seconds"][name] = round(time.perf_counter() - start, 3)
     result["settings"] = {
         "device": str(device),
         "batch_size": batch_size,
         "limit": limit,
+        "templates": templates,
+        "image_folder": None if image_folder is None else str(image_folder),
+        "class_names": None if class_names is None else str(class_names),
+        "csv": None if csv is None else str(csv),
         "corpus_dir": str(sources.built) if sources.built is not None else None,
     }
     return result

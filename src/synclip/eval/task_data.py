@@ -29,6 +29,24 @@ class ImageFiles:
             return image.convert("RGB")
 
 
+class Subset:
+    """``dataset[index[j]]`` as item ``j``: a view that encode_images reads lazily."""
+
+    def __init__(self, dataset, index: Sequence[int]):
+        self.dataset, self.index = dataset, list(index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, j: int):
+        return self.dataset[self.index[j]]
+
+
+def spread(n: int, limit: int | None) -> list[int]:
+    """``range(n)``, or ``limit`` indices spread evenly over it (``i * n // limit``)."""
+    return list(range(n)) if limit is None or limit >= n else [i * n // limit for i in range(limit)]
+
+
 @dataclass
 class Classification:
     """Zero-shot classification of ``images[index]`` into ``class_names``."""
@@ -38,7 +56,7 @@ class Classification:
     index: list[int]  # (N,) which images of the collection this task uses
     labels: list[int]  # (N,) class of each, in [0, C)
     class_names: list[str]  # (C,) as the prompts spell them
-    templates: str  # name of a template set in synclip.eval.templates
+    templates: str  # a template set name or file (synclip.eval.templates.resolve_templates)
     data: dict = field(default_factory=dict)  # provenance for eval.json
 
 
@@ -57,9 +75,11 @@ class Retrieval:
 class Probe:
     """A classifier fitted on frozen features of ``train_images``, scored on ``test_images``.
 
-    ``protocol`` is ``"lbfgs"`` or ``"adamw"`` (synclip.eval.linear_probe) or ``"knn"``
-    (synclip.eval.knn); ``options`` are that function's keyword arguments. Every image of each
-    collection is used, with its label at the same position.
+    ``protocol`` is ``"lbfgs"`` or ``"adamw"`` (synclip.eval.linear_probe), ``"knn"``
+    (synclip.eval.knn) or ``"finetune"`` (synclip.eval.finetune, which trains on the images, not on
+    cached features); ``options`` are that function's keyword arguments. Every image of each
+    collection is used, with its label at the same position, unless ``train_index``/``test_index``
+    pick some: then both splits can be one collection, encoded once (``train_set == test_set``).
     """
 
     train_set: str  # cache key of the training collection, e.g. "fashion_mnist/train/10000/seed0"
@@ -72,3 +92,5 @@ class Probe:
     protocol: str
     options: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)  # provenance for eval.json
+    train_index: list[int] | None = None  # (N_train,) positions in train_images; None: all
+    test_index: list[int] | None = None  # (N_test,) positions in test_images; None: all

@@ -1,9 +1,13 @@
-"""Named prompt-template sets for zero-shot classification; every result records the set it used.
+"""Prompt-template sets for zero-shot classification; every result records the set it used.
 
-Templates are plain strings with a ``{}`` placeholder (see :func:`synclip.eval.zero_shot.fill`).
+Templates are plain strings with a ``{}`` placeholder (see :func:`synclip.eval.zero_shot.fill`). A set
+is named (:data:`TEMPLATE_SETS`) or read from a text file, one template per line
+(:func:`resolve_templates`); class names can be read the same way (:func:`read_lines`).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from open_clip import zero_shot_metadata
 
@@ -34,14 +38,26 @@ FASHION = [
     "a {} emoji",
 ]
 
+# Written for synclip: handwritten digits (MNIST-5k, sklearn digits). The first is CLIP's MNIST prompt
+# (Radford et al. 2021, the prompt-engineering notebook).
+DIGITS = [
+    'a photo of the number: "{}".',
+    "the digit {}",
+    "a handwritten {}.",
+    "a black and white picture of the number {}.",
+    "the number {}",
+    "{}",
+]
+
 TEMPLATE_SETS: dict[str, list[str]] = {
     "emoji": EMOJI,
     "fashion": FASHION,
+    "digits": DIGITS,
     # CLIP's 80 ImageNet prompts (Radford et al. 2021), used by open_clip and CLIP_benchmark.
     "openai_imagenet": _render(zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES),
     # The 7-prompt ImageNet subset of CLIP's prompt-engineering notebook, which SLIP (Mu et al. 2021)
     # evaluates with: SLIP's templates.json "imagenet" entry == open_clip SIMPLE_IMAGENET_TEMPLATES.
-    "slip_imagenet7": _render(zero_shot_metadata.SIMPLE_IMAGENET_TEMPLATES),
+    "slip_imagenet": _render(zero_shot_metadata.SIMPLE_IMAGENET_TEMPLATES),
 }
 
 
@@ -50,3 +66,32 @@ def get_templates(name: str) -> list[str]:
     if name not in TEMPLATE_SETS:
         raise KeyError(f"unknown template set {name!r}; known: {', '.join(TEMPLATE_SETS)}")
     return list(TEMPLATE_SETS[name])
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The non-blank lines of a UTF-8 text file, stripped; lines starting with ``#`` are comments."""
+    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if not lines:
+        raise ValueError(f"{path} has no lines (blank lines and '#' comments are skipped)")
+    return lines
+
+
+def resolve_templates(spec: str) -> tuple[str, list[str]]:
+    """(name to record, templates) for a set name or a file of templates, one per line.
+
+    A file's name is recorded as ``file:<absolute path>``; each of its templates must hold a ``{}``
+    (or ``{c}``) placeholder.
+    """
+    if spec in TEMPLATE_SETS:
+        return spec, get_templates(spec)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ValueError(
+            f"templates {spec!r} is neither a template set ({', '.join(TEMPLATE_SETS)}) nor a file"
+        )
+    templates = read_lines(path)
+    bad = [t for t in templates if "{}" not in t and "{c}" not in t]
+    if bad:
+        raise ValueError(f"{path}: templates without a '{{}}' placeholder: {bad[:3]}")
+    return f"file:{path.resolve()}", templates

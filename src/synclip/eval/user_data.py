@@ -1,0 +1,107 @@
+"""The user's own data as evaluation tasks: an image folder (classification) or a CSV (retrieval).
+
+- ``root/<class>/<image>`` (:class:`synclip.data.sources.ImageFolder`): zero-shot over the folder names
+  (``_`` read as a space) or the names of a class-name file, one per line in the folders' sorted
+  order; an L-BFGS linear probe and a kNN classifier on a stratified seeded split
+  (:mod:`synclip.eval.labelled_tasks`).
+- A CSV/TSV of image-text pairs (:class:`synclip.data.sources.CsvImageText` columns): retrieval between
+  the unique captions and the unique image paths; rows with the same image path give that image
+  several captions, rows with the same caption give the caption several images, and every pair in
+  the file is a positive for Recall@k.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from synclip.eval.labelled_tasks import labelled_tasks
+from synclip.eval.task_data import Classification, ImageFiles, Probe, Retrieval, spread
+from synclip.eval.templates import read_lines
+
+DEFAULT_TEMPLATES = "openai_imagenet"  # photos of unknown content: CLIP's general-purpose prompts
+
+
+def image_folder_tasks(
+    root: str | Path,
+    class_names: str | Path | None = None,
+    templates: str = DEFAULT_TEMPLATES,
+    limit: int | None = None,
+    seed: int = 0,
+) -> dict[str, Classification | Probe]:
+    """``{"image_folder", "linear_probe/image_folder", "knn/image_folder"}`` for ``root``."""
+    from synclip.data.sources import ImageFolder
+
+    dataset = ImageFolder(root)
+    if len(dataset.classes) < 2 or not len(dataset):
+        raise FileNotFoundError(f"{root}: need images in at least two class folders (root/<class>/<image>)")
+    if class_names is None:
+        names = [c.replace("_", " ") for c in dataset.classes]
+    else:
+        names = read_lines(class_names)
+        if len(names) != len(dataset.classes):
+            raise ValueError(
+                f"{class_names} has {len(names)} class names but {root} has {len(dataset.classes)} "
+                f"class folders ({', '.join(dataset.classes[:5])}, ...): one name per folder, sorted order"
+            )
+    data = {
+        "source": str(Path(root).resolve()),
+        "dataset_classes": list(dataset.classes),
+        "class_names_file": None if class_names is None else str(Path(class_names).resolve()),
+    }
+    labels = [label for _, label in dataset.samples]
+    return labelled_tasks(
+        "image_folder", dataset, labels, names, templates, data, limit, ("lbfgs", "knn"), seed
+    )
+
+
+def csv_pairs(path: str | Path, img_key: str = "filepath", caption_key: str = "caption"):
+    """(image paths, captions, (T, I) positives) from a CSV/TSV: unique paths in file order, unique
+    captions sorted, rows with an empty caption or image path left out."""
+    from synclip.data.sources import CsvImageText
+
+    table = CsvImageText(path, img_key=img_key, caption_key=caption_key)  # checks the columns
+    # the parsed (path, caption) cells: reading them opens no image, unlike indexing the dataset
+    rows = [(image.strip(), caption.strip()) for image, caption in table._rows]
+    rows = [(image, caption) for image, caption in rows if image and caption]
+    if not rows:
+        raise ValueError(f"{path}: no rows with both an image path and a caption")
+    images = list(dict.fromkeys(image for image, _ in rows))
+    captions = sorted({caption for _, caption in rows})
+    image_at = {image: i for i, image in enumerate(images)}
+    caption_at = {caption: t for t, caption in enumerate(captions)}
+    positives = torch.zeros(len(captions), len(images), dtype=torch.bool)  # (T, I)
+    for image, caption in rows:
+        positives[caption_at[caption], image_at[image]] = True
+    base = Path(path).parent
+    return [base / Path(image).expanduser() for image in images], captions, positives
+
+
+def csv_task(
+    path: str | Path, img_key: str = "filepath", caption_key: str = "caption", limit: int | None = None
+) -> dict[str, Retrieval]:
+    """``{"retrieval/csv": ...}``; ``limit`` keeps that many images spread evenly and their captions."""
+    paths, captions, positives = csv_pairs(path, img_key, caption_key)
+    keep = spread(len(paths), limit)
+    positives = positives[:, keep]  # (T, I')
+    used = positives.any(dim=1)  # (T,) captions of a kept image
+    positives = positives[used]
+    captions = [c for c, u in zip(captions, used.tolist()) if u]
+    paths = [paths[i] for i in keep]
+    return {
+        "retrieval/csv": Retrieval(
+            image_set=f"csv:{Path(path).resolve()}" + ("" if limit is None else f"/{len(paths)}"),
+            images=ImageFiles(paths),
+            captions=captions,
+            positives=positives,
+            data={
+                "source": str(Path(path).resolve()),
+                "columns": {"image": img_key, "caption": caption_key},
+                "texts": "unique captions",
+                "n_texts": len(captions),
+                "n_images": len(paths),
+                "n_pairs": int(positives.sum()),
+            },
+        )
+    }
