@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from synclip.api import load
+from synclip.data.cache import cache_dir
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -26,11 +27,14 @@ def evaluate_checkpoint(
     limit: int | None = None,
     batch_size: int = 256,
     plots: bool = False,
+    cache_features: bool = True,
     **options,
 ) -> dict:
     """Run the evaluation tasks on a checkpoint; returns ``{"result", "table", "path"}``.
 
     With ``plots``, confusion matrices and retrieval grids go to ``plots/`` beside ``eval.json``.
+    With ``cache_features``, image features are cached under ``<data cache>/features/<checkpoint
+    SHA-256>/``: a second evaluation of the same checkpoint file encodes no image set twice.
     ``options`` go to :func:`synclip.eval.run.evaluate` (``templates``, user data sets, ...).
     """
     from synclip.eval.run import evaluate, format_table, write_eval_json
@@ -40,6 +44,7 @@ def evaluate_checkpoint(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     path = Path(out) if out else checkpoint.parent / "eval.json"
     model = load(checkpoint, device=device)
+    sha256 = file_sha256(checkpoint)
     result = evaluate(
         model,
         model.preprocess,
@@ -49,11 +54,12 @@ def evaluate_checkpoint(
         batch_size=batch_size,
         limit=limit,
         plots_dir=path.parent / "plots" if plots else None,
+        feature_cache=cache_dir() / "features" / sha256[:32] if cache_features else None,
         **options,
     )
     result["checkpoint"] = {
         "path": str(checkpoint.resolve()),
-        "sha256": file_sha256(checkpoint),
+        "sha256": sha256,
         "model": model.name,
         "recipe": model.config.get("recipe"),
     }

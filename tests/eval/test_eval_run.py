@@ -121,3 +121,20 @@ def test_a_task_left_without_images_by_limit_is_skipped(clip_model, preprocess, 
     result = evaluate(clip_model, preprocess, tokenize, tasks=["head_noun"], corpus_dir=emoji_corpus, limit=1)
     assert set(result["tasks"]) | set(result["skipped"]) == {"head_noun/twemoji", "head_noun/openmoji"}
     assert all("limit" in reason for reason in result["skipped"].values())
+
+
+def test_feature_cache_on_disk_encodes_an_image_set_once_across_calls(
+    clip_model, preprocess, tokenize, emoji_corpus, tmp_path
+):
+    cache = tmp_path / "features"
+    kwargs = dict(tasks=["retrieval"], corpus_dir=emoji_corpus, limit=50, batch_size=64, feature_cache=cache)
+    first, second = _Counting(clip_model), _Counting(clip_model)
+    a = evaluate(first, preprocess, tokenize, **kwargs)
+    b = evaluate(second, preprocess, tokenize, **kwargs)
+    assert first.seen["images"] == 50 and second.seen["images"] == 0
+    assert len(list(cache.glob("*.pt"))) == 1
+    assert a["tasks"]["retrieval/twemoji"]["metrics"] == b["tasks"]["retrieval/twemoji"]["metrics"]
+    # another number of images is another entry, not a stale hit
+    third = _Counting(clip_model)
+    evaluate(third, preprocess, tokenize, **{**kwargs, "limit": 40})
+    assert third.seen["images"] == 40 and len(list(cache.glob("*.pt"))) == 2

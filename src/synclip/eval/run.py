@@ -19,6 +19,7 @@ features of identical caption lists and classifiers of identical (classes, templ
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -132,21 +133,49 @@ EMOJI_TASKS = ["category", "subcategory", "head_noun", "retrieval", "cross_style
 
 
 class Evaluator:
-    """A model with caches: image features per image set, text features per text list, classifiers."""
+    """A model with caches: image features per image set, text features per text list, classifiers.
 
-    def __init__(self, model, preprocess, tokenizer, device="cpu", batch_size: int = 256):
+    With ``feature_cache`` (a folder that belongs to one checkpoint), image features are also kept on
+    disk, one file per (image set, number of images, preprocessing), so evaluating the same checkpoint
+    again, with other tasks or templates, encodes nothing twice.
+    """
+
+    def __init__(
+        self,
+        model,
+        preprocess,
+        tokenizer,
+        device="cpu",
+        batch_size: int = 256,
+        feature_cache: str | Path | None = None,
+    ):
         self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
         self.device, self.batch_size = device, batch_size
+        self.feature_cache = Path(feature_cache) if feature_cache is not None else None
         self._images: dict[str, torch.Tensor] = {}
         self._texts: dict[tuple[str, ...], torch.Tensor] = {}
         self._classifiers: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
 
     def image_features(self, image_set: str, images: Sequence) -> torch.Tensor:
         if image_set not in self._images:  # (I, D)
-            self._images[image_set] = encode_images(
-                self.model, images, self.preprocess, self.device, self.batch_size
-            )
+            path = self._cache_path(image_set, len(images))
+            if path is not None and path.is_file():
+                self._images[image_set] = torch.load(path, weights_only=True)
+            else:
+                features = encode_images(self.model, images, self.preprocess, self.device, self.batch_size)
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                    torch.save(features, tmp)
+                    os.replace(tmp, path)
+                self._images[image_set] = features
         return self._images[image_set]
+
+    def _cache_path(self, image_set: str, n: int) -> Path | None:
+        if self.feature_cache is None:
+            return None
+        key = hashlib.sha256(f"{image_set}|{n}|{self.preprocess!r}".encode()).hexdigest()[:24]
+        return self.feature_cache / f"{key}.pt"
 
     def text_features(self, texts: Sequence[str]) -> torch.Tensor:
         key = tuple(texts)
@@ -285,6 +314,7 @@ def evaluate(
     csv: str | Path | None = None,
     csv_keys: tuple[str, str] = ("filepath", "caption"),
     plots_dir: str | Path | None = None,
+    feature_cache: str | Path | None = None,
 ) -> dict:
     """Run ``tasks`` (names in :data:`TASKS`; default: :func:`default_tasks`) on ``model``.
 
@@ -297,7 +327,8 @@ def evaluate(
     columns ``csv_keys``) add the tasks ``image_folder`` and ``csv`` (:mod:`synclip.eval.user_data`);
     with no ``tasks`` given, only those run. With ``plots_dir``, a confusion matrix per zero-shot task
     and a retrieval grid per retrieval task are drawn there (:mod:`synclip.eval.plots`); their paths
-    are listed in ``result["plots"]``.
+    are listed in ``result["plots"]``. ``feature_cache`` keeps image features on disk (see
+    :class:`Evaluator`); it must be a folder of this model's alone.
 
     A task whose data cannot be found or built is skipped with its reason in ``result["skipped"]``
     rather than failing an evaluation at the end of a training run.
@@ -317,7 +348,7 @@ def evaluate(
     if class_names is not None and image_folder is None:
         raise ValueError("class names (--class-names) name the classes of an image folder (--image-folder)")
     sources = Sources(corpus_dir, limit, image_folder, class_names, csv, csv_keys)
-    evaluator = Evaluator(model, preprocess, tokenizer, device, batch_size)
+    evaluator = Evaluator(model, preprocess, tokenizer, device, batch_size, feature_cache)
     result: dict = {"tasks": {}, "skipped": skipped, "seconds": {}}
     if plots_dir is not None:
         result["plots"] = {}
