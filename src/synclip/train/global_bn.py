@@ -2,8 +2,9 @@
 
 Objective heads with BatchNorm (SimCLR's and SimSiam's projectors) must normalise with the statistics
 of the global batch, or an N-process run is not the one-process run on the same data (Chen et al.
-2020, https://arxiv.org/abs/2002.05709, "Global BN"). Each rank computes per-channel sums and sums
-of squares, which are gathered with gradients, so the backward pass is also global.
+2020, https://arxiv.org/abs/2002.05709, "Global BN"). Each rank computes per-channel sums, then sums of
+squared deviations from the global mean; both are gathered with gradients, so the backward pass is
+also global.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(x)
         c = x.shape[1]
         dims = [d for d in range(x.dim()) if d != 1]
+        shape = [1, c] + [1] * (x.dim() - 2)
         xf = x.float()
-        local = torch.cat(
-            [xf.sum(dims), (xf * xf).sum(dims), xf.new_tensor([x.numel() / c])]
-        )  # (2C + 1,): per-channel sum, sum of squares, count
-        total = dist.all_gather(local.unsqueeze(0), grad=True).sum(0)  # (2C + 1,) over ranks
+        # Two passes, as torch's BatchNorm does: E[x^2] - E[x]^2 in float32 loses the variance of a
+        # channel whose mean is large against its spread, and the N-process run drifts from the 1-process one.
+        local = torch.cat([xf.sum(dims), xf.new_tensor([x.numel() / c])])  # (C + 1,): sums, count
+        total = dist.all_gather(local.unsqueeze(0), grad=True).sum(0)  # (C + 1,) over ranks
         n = total[-1]
         mean = total[:c] / n  # (C,)
-        var = total[c : 2 * c] / n - mean * mean  # (C,) biased, used to normalise
+        centred = xf - mean.view(shape)
+        squares = dist.all_gather((centred * centred).sum(dims).unsqueeze(0), grad=True).sum(0)  # (C,)
+        var = squares / n  # (C,) biased, used to normalise
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
             factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
@@ -41,8 +45,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), factor)
                 unbiased = var.detach() * n / (n - 1).clamp_min(1)
                 self.running_var.lerp_(unbiased.to(self.running_var.dtype), factor)
-        shape = [1, c] + [1] * (x.dim() - 2)
-        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = centred * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y.to(x.dtype)
