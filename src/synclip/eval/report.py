@@ -76,7 +76,7 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def bar_chart(summary: dict, path: Path, max_panels: int = 9) -> Path | None:
+def bar_chart(summary: dict, path: Path, max_panels: int = 18) -> Path | None:
     """One panel per (task, metric), one bar per label with its standard deviation, chance dashed."""
     import matplotlib
 
