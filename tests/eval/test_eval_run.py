@@ -1,32 +1,15 @@
 import json
-from collections import Counter
 
 import pytest
-import torch
 
+from counting import CountingModel
 from synclip.eval import fashion_mnist as fm
 from synclip.eval import run
 from synclip.eval.run import evaluate, format_table, write_eval_json
 
 
-class _Counting(torch.nn.Module):
-    """Delegates to a model and counts the images and texts it encodes."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.seen = model, Counter()
-
-    def encode_image(self, images, normalize=False):
-        self.seen["images"] += len(images)
-        return self.model.encode_image(images, normalize=normalize)
-
-    def encode_text(self, tokens, normalize=False):
-        self.seen["texts"] += len(tokens)
-        return self.model.encode_text(tokens, normalize=normalize)
-
-
 def test_evaluate_emoji_tasks_encodes_each_image_set_once(clip_model, preprocess, tokenize, emoji_corpus):
-    model = _Counting(clip_model)
+    model = CountingModel(clip_model)
     tasks = ["category", "subcategory", "head_noun", "retrieval", "cross_style"]
     result = evaluate(
         model, preprocess, tokenize, tasks=tasks, corpus_dir=emoji_corpus, limit=120, batch_size=64
@@ -81,7 +64,7 @@ def test_missing_data_is_skipped_not_fatal(clip_model, preprocess, tokenize, tmp
 
 @pytest.mark.skipif(fm.available() is not None, reason="Debian dataset-fashion-mnist is not installed")
 def test_fashion_mnist_task(clip_model, preprocess, tokenize):
-    model = _Counting(clip_model)
+    model = CountingModel(clip_model)
     result = evaluate(model, preprocess, tokenize, tasks=["fashion_mnist"], limit=200)
     entry = result["tasks"]["fashion_mnist"]
     assert model.seen["images"] == 200 and entry["data"]["n"] == 200
@@ -128,13 +111,13 @@ def test_feature_cache_on_disk_encodes_an_image_set_once_across_calls(
 ):
     cache = tmp_path / "features"
     kwargs = dict(tasks=["retrieval"], corpus_dir=emoji_corpus, limit=50, batch_size=64, feature_cache=cache)
-    first, second = _Counting(clip_model), _Counting(clip_model)
+    first, second = CountingModel(clip_model), CountingModel(clip_model)
     a = evaluate(first, preprocess, tokenize, **kwargs)
     b = evaluate(second, preprocess, tokenize, **kwargs)
     assert first.seen["images"] == 50 and second.seen["images"] == 0
     assert len(list(cache.glob("*.pt"))) == 1
     assert a["tasks"]["retrieval/twemoji"]["metrics"] == b["tasks"]["retrieval/twemoji"]["metrics"]
     # another number of images is another entry, not a stale hit
-    third = _Counting(clip_model)
+    third = CountingModel(clip_model)
     evaluate(third, preprocess, tokenize, **{**kwargs, "limit": 40})
     assert third.seen["images"] == 40 and len(list(cache.glob("*.pt"))) == 2
