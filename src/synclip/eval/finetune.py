@@ -25,6 +25,7 @@ from PIL import Image
 
 from synclip.eval.features import _as_image
 from synclip.eval.metrics import classification_metrics
+from synclip.train.optim import no_decay
 
 
 class ImageClassifier(torch.nn.Module):
@@ -46,14 +47,15 @@ def _batch(images: Sequence, rows: Sequence[int], preprocess, device) -> torch.T
 
 
 def _param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices and kernels (ndim >= 2), none on biases, norms, class/position tokens."""
-    decay, no_decay = [], []
+    """Pre-training's weight-decay exclusions (``synclip.train.optim.no_decay``: norms, biases, rank < 2),
+    plus the class and position tokens, which fine-tuning recipes (BEiT, SLIP) also leave undecayed."""
+    decay, rest = [], []
     for name, param in module.named_parameters():
         if not param.requires_grad:
             continue
         is_token = name.endswith(("class_embedding", "positional_embedding"))
-        (decay if param.ndim >= 2 and not is_token else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        (rest if no_decay(name, param) or is_token else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
 def _probe_head(classifier: ImageClassifier, images, labels, preprocess, device, batch_size, seed) -> None:
