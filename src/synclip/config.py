@@ -84,6 +84,8 @@ class RunConfig:
     objectives: dict = field(default_factory=lambda: {"clip": {"weight": 1.0}})
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # stage name -> config changes over the rest of this config, trained in order (synclip.train.stages)
+    stages: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -136,6 +138,10 @@ def from_dict(raw: dict) -> RunConfig:
     for name in ("epochs", "batch_size", "accum_steps"):
         if getattr(cfg.train, name) < 1:
             raise ConfigError(f"train.{name} must be at least 1")
+    if cfg.stages:
+        from synclip.train.stages import stage_configs
+
+        stage_configs(cfg)  # every stage checked now, not after hours of training the first
     return cfg
 
 

@@ -58,7 +58,14 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 def train(cfg: RunConfig) -> Path:
-    """Train ``cfg``'s recipe; returns the run folder (checkpoint.pt, metrics.jsonl, tensorboard/, plots/)."""
+    """Train ``cfg``'s recipe; returns the run folder (checkpoint.pt, metrics.jsonl, tensorboard/, plots/).
+
+    A recipe with ``stages`` trains each stage in turn (:mod:`synclip.train.stages`).
+    """
+    if cfg.stages:
+        from synclip.train.stages import train_stages
+
+        return train_stages(cfg)
     t = cfg.train
     device = resolve_device(t.device)
     init_distributed(device)

@@ -54,7 +54,30 @@ def build_pretrainer(cfg: RunConfig) -> Pretrainer:
     )
     if m.grad_checkpointing:
         model.set_grad_checkpointing(True)  # open_clip: checkpoint every residual block of both towers
-    return Pretrainer(model, Recipe(model, cfg.objectives))
+    recipe = Recipe(model, cfg.objectives)
+    if m.pretrained:
+        carry_recipe_state(recipe, m.pretrained)
+    return Pretrainer(model, recipe)
+
+
+def carry_recipe_state(recipe: Recipe, path: str) -> list[str]:
+    """Start the objectives from a synclip checkpoint's: the entries whose name and shape match.
+
+    A stage that continues an earlier one (FLIP's unmasked tuning, a second CLIP stage) keeps the learned
+    temperature and heads; entries of objectives the checkpoint did not have keep their initial values.
+    Weights files that are not synclip checkpoints carry only the towers. Returns the names carried over.
+    """
+    from synclip.train.checkpoint import FORMAT, read_checkpoint
+
+    state = read_checkpoint(path)
+    if state.get("format") != FORMAT:
+        return []
+    own = recipe.state_dict()
+    carried = {
+        k: v for k, v in state["recipe"].items() if k in own and getattr(v, "shape", None) == own[k].shape
+    }
+    recipe.load_state_dict(carried, strict=False)
+    return sorted(carried)
 
 
 def sync_batchnorm(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:

@@ -1,0 +1,82 @@
+"""Multi-stage recipes: how stage configs are built, and that weights pass from one stage to the next."""
+
+import os
+
+import pytest
+import torch
+
+from run_helpers import small_run_overrides
+from synclip.config import ConfigError, load_config
+from synclip.train.checkpoint import read_synclip_checkpoint
+from synclip.train.loop import train
+from synclip.train.stages import merge_stage, stage_configs
+
+
+def test_merge_replaces_objectives_and_sources_but_merges_the_rest():
+    base = {
+        "model": {"name": "a", "patch_dropout": 0.5},
+        "objectives": {"clip": {"weight": 1.0}},
+        "data": {"sources": {"pairs": {"kind": "emoji"}}, "workers": 2},
+    }
+    changes = {
+        "model": {"patch_dropout": 0.0},
+        "objectives": {"mim_distill": {}},
+        "data": {"sources": {"images": {"kind": "image_folder"}}},
+    }
+    out = merge_stage(base, changes)
+    assert out["model"] == {"name": "a", "patch_dropout": 0.0}
+    assert out["objectives"] == {"mim_distill": {}}  # the base's CLIP loss is not inherited
+    assert out["data"] == {"sources": {"images": {"kind": "image_folder"}}, "workers": 2}
+    assert base["model"]["patch_dropout"] == 0.5  # the base is not modified
+
+
+def test_stage_folders_references_and_per_stage_overrides(tmp_path):
+    cfg = load_config("flip", [f"train.out_dir={tmp_path}", "train.seed=3", "stages.unmasked.train.epochs=2"])
+    (first, masked), (last, unmasked) = stage_configs(cfg)
+    assert (first, last) == ("masked", "unmasked")
+    assert masked.train.out_dir == str(tmp_path / "flip-s3" / "stages") and masked.train.name == "masked"
+    assert masked.eval.at_end is False and masked.model.patch_dropout == 0.5 and masked.train.seed == 3
+    # the last stage writes the run folder itself, and starts from the first stage's final checkpoint
+    assert (unmasked.train.out_dir, unmasked.train.name) == (str(tmp_path), "flip-s3")
+    assert unmasked.model.pretrained == str(tmp_path / "flip-s3" / "stages" / "masked" / "checkpoint.pt")
+    assert unmasked.model.patch_dropout == 0.0 and unmasked.train.epochs == 2 and unmasked.train.seed == 3
+
+
+@pytest.mark.parametrize(
+    "stages, message",
+    [
+        ("{a: {model: {pretrained: 'stage:b'}}, b: {}}", "only earlier stages"),
+        ("{a: {model: {pretrained: 'stage:zzz'}}}", "only earlier stages"),
+        ("{a: {train: {epochs: 0}}}", "stages.a: train.epochs must be at least 1"),
+        ("{a: {model: {nope: 1}}}", "stages.a: unknown key"),
+        ("{a: 3}", "stages.a must be a mapping"),
+    ],
+)
+def test_bad_stages_fail_when_the_config_is_loaded(stages, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("clip", [f"stages={stages}"])
+
+
+@pytest.mark.slow
+def test_second_stage_starts_from_the_first_stage_weights_and_temperature(emoji_subset, tmp_path):
+    overrides = small_run_overrides(emoji_subset, tmp_path, **{"train.epochs": 1, "train.max_steps": 3})
+    stages = "{first: {}, second: {model: {pretrained: 'stage:first'}, train: {lr: 0.0, max_steps: 2}}}"
+    cfg = load_config("clip", [*overrides, f"stages={stages}", "train.name=two"])
+    run_dir = train(cfg)
+    assert run_dir == tmp_path / "two"
+    first = read_synclip_checkpoint(tmp_path / "two" / "stages" / "first" / "checkpoint.pt")
+    second = read_synclip_checkpoint(run_dir / "checkpoint.pt")
+    assert first["finished"] and second["finished"] and second["step"] == 2
+    # with lr 0 the second stage cannot move anything: its final weights are the first stage's
+    moved = [k for k in first["model"] if not torch.equal(first["model"][k], second["model"][k])]
+    assert moved == []
+    scale = "objectives.clip.logit_scale"
+    assert torch.equal(first["recipe"][scale], second["recipe"][scale])
+    assert first["recipe"][scale] != torch.tensor(1 / 0.07).log()  # the temperature had been learned
+
+    # resuming the finished run trains no stage again
+    stamp = (run_dir / "stages" / "first" / "checkpoint.pt").stat().st_mtime_ns
+    again = load_config("clip", [*overrides, f"stages={stages}", "train.name=two", "train.resume=auto"])
+    train(again)
+    assert (run_dir / "stages" / "first" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert os.path.exists(run_dir / "metrics.jsonl")
