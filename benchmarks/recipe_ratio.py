@@ -1,14 +1,17 @@
-"""Step time of each recipe relative to `clip`, same model, same batch, one run.
+"""Step time of each recipe relative to `clip`, same model, same batch size, one run.
 
-A step is forward + backward + AdamW (synclip's optimiser) + post-step hooks on a fixed random
-batch holding every view the recipe reads (data loading is not timed). Recipes are measured in
-interleaved rounds (the order reverses each round) so machine noise hits them alike; the ratio of
-median step times to `clip` is printed. On the CPU the ratio uses this process's CPU time, which
-other processes sharing the machine do not inflate (run with ``--threads 1`` for the cleanest count). `slip_pd50` is `slip` with FLIP-style patch dropout 0.5 on
-the SimCLR crops (``objectives.simclr.patch_dropout=0.5``); `slip_mlp1024` narrows SLIP's 4096-wide
-SimCLR head to 1024 (an ablation; not in the default list).
+A step is forward + backward + AdamW (synclip's optimiser) + post-step hooks on one real batch of
+the recipe's own data (every source and view it reads; data loading is not timed). A staged recipe is
+measured one stage at a time (``eva_mim:mim``); earlier stages it starts from or distils are stood in
+for by untrained checkpoints, which cost the same. Recipes are measured in interleaved rounds (the
+order reverses each round) so machine noise hits them alike; the ratio of median step times to
+`clip` is printed. On the CPU the ratio uses this process's CPU time, which other processes sharing
+the machine do not inflate. `slip_pd50` is `slip` with FLIP-style patch dropout 0.5 on the SimCLR
+crops; `slip_mlp1024` narrows SLIP's 4096-wide SimCLR head to 1024 (an ablation, not in the default
+list). ``--model ''`` keeps each recipe's own model (e.g. `lit`'s EfficientNet tower).
 
     python benchmarks/recipe_ratio.py --model tiny-vit-48 --batch 128 --rounds 5
+    python benchmarks/recipe_ratio.py --model micro-vit-32 --recipes clip,flip:masked,clip_mae,eva_mim:mim
 """
 
 from __future__ import annotations
@@ -16,57 +19,90 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from synclip.config import load_config
-from synclip.data.views import view_defaults
-from synclip.models import create_model
-from synclip.recipe import Pretrainer, Recipe
+from synclip.data.tokenizer import get_tokenizer
+from synclip.models import open_clip_state_dict
+from synclip.train.checkpoint import FORMAT, save_atomic
+from synclip.train.data import build_loaders
+from synclip.train.loop import to_device
 from synclip.train.optim import create_optimizer
+from synclip.train.setup import build_pretrainer, run_dir_for
+from synclip.train.stages import stage_configs
 
-RECIPES = {
-    "clip": ("clip", {}),
-    "simclr": ("simclr", {}),
-    "slip": ("slip", {}),
-    "slip_pd50": ("slip", {"simclr": {"patch_dropout": 0.5}}),
-    "slip_mlp1024": ("slip", {"simclr": {"mlp_dim": 1024}}),  # ablation: a head sized for small towers
-    "declip": ("declip", {}),
-    "nclip": ("nclip", {}),
-    "xclip": ("xclip", {}),
+RECIPES = {  # label -> (recipe, overrides, stage of a staged recipe or None)
+    "clip": ("clip", [], None),
+    "simclr": ("simclr", [], None),
+    "slip": ("slip", [], None),
+    "slip_pd50": ("slip", ["objectives.simclr.patch_dropout=0.5"], None),
+    "slip_mlp1024": (
+        "slip",
+        ["objectives.simclr.mlp_dim=1024"],
+        None,
+    ),  # ablation: a head sized for small towers
+    "declip": ("declip", [], None),
+    "nclip": ("nclip", [], None),
+    "xclip": ("xclip", [], None),
 }
+DEFAULT = ["clip", "simclr", "slip", "slip_pd50", "declip", "nclip", "xclip"]
 
 
-def make_batch(views: list[str], view_cfgs: dict, b: int, size: int, ctx: int, device) -> dict:
-    """Random tensors shaped like each view (MLM: 15% of positions labelled)."""
-    out = {}
-    for view in views:
-        if view == "image":
-            out[view] = torch.randn(b, 3, size, size, device=device)
-        elif view == "image_ssl":
-            num = int((view_cfgs.get(view) or {}).get("num", view_defaults("image_ssl")["num"]))
-            out[view] = torch.randn(b, num, 3, size, size, device=device)
-        elif view == "text_mlm":
-            ids = torch.randint(1, 49405, (b, ctx), device=device)
-            labels = torch.where(torch.rand(b, ctx, device=device) < 0.15, ids, -100)
-            out[view] = torch.stack([ids, labels], 1)  # (B, 2, L)
-        elif view.startswith("text"):
-            out[view] = torch.randint(1, 49405, (b, ctx), device=device)
-        else:
-            raise ValueError(f"no benchmark input for view {view!r}")
-    return {"pairs": out}
+def recipe_spec(label: str) -> tuple[str, list[str], str | None]:
+    """A label of :data:`RECIPES`, a recipe name, or ``recipe:stage`` for one stage of a staged recipe."""
+    if label in RECIPES:
+        return RECIPES[label]
+    recipe, _, stage = label.partition(":")
+    return recipe, [], stage or None
 
 
-def step_fn(model_name: str, recipe: str, extra: dict, b: int, device, precision: str):
-    cfg = load_config(recipe)
-    objectives = {k: {**(v or {}), **extra.get(k, {})} for k, v in cfg.objectives.items()}
+def stage_config(recipe: str, overrides: list[str], stage: str | None, workdir: Path):
+    """The config of one stage (or the recipe), with placeholder checkpoints for earlier stages.
+
+    A stage that starts from (or distils) an earlier stage's checkpoint costs the same whatever the
+    weights are, so each earlier stage's checkpoint is its untrained model, written under ``workdir``.
+    """
+    cfg = load_config(recipe, [*overrides, f"train.out_dir={workdir}", "data.workers=0"])
+    plans = stage_configs(cfg)
+    names = [name for name, _ in plans]
+    if cfg.stages and stage not in names:
+        raise SystemExit(f"{recipe} has stages {names}; measure one as {recipe}:<stage>")
+    for name, stage_cfg in plans:
+        if name == (stage or ""):
+            return stage_cfg
+        pretrainer = build_pretrainer(stage_cfg)
+        save_atomic(
+            {
+                "format": FORMAT,
+                "model_name": pretrainer.model.name,
+                "model": open_clip_state_dict(pretrainer.model),
+                "recipe": pretrainer.recipe.state_dict(),
+                "config": stage_cfg.to_dict(),
+                "finished": True,
+                "step": 0,
+            },
+            run_dir_for(stage_cfg) / "checkpoint.pt",
+        )
+    raise AssertionError("unreachable")
+
+
+def step_fn(model_name: str, label: str, b: int, device, precision: str, workdir: Path):
+    """One training step of ``label`` on one real batch of its own data (every source, every view)."""
+    recipe, overrides, stage = recipe_spec(label)
+    sized = [f"train.batch_size={b}"] + ([f"model.name={model_name}"] if model_name else [])
+    cfg = stage_config(recipe, [*sized, *overrides], stage, workdir / label.replace(":", "-"))
     torch.manual_seed(0)
-    model = create_model(model_name)
-    pretrainer = Pretrainer(model, Recipe(model, objectives)).to(device).train()
+    pretrainer = build_pretrainer(cfg).to(device).train()
+    model = pretrainer.model
     optimizer = create_optimizer(pretrainer, 1e-4, 0.1, (0.9, 0.98), 1e-6)
-    views = pretrainer.recipe.views()["pairs"]
-    batch = make_batch(views, cfg.views, b, model.image_size, model.context_length, device)
+    data = build_loaders(
+        cfg, pretrainer.recipe.views(), get_tokenizer(model.context_length), model.image_size
+    )
+    batch = to_device(next(data.epoch(0)), device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     def step() -> None:
@@ -98,12 +134,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="tiny-vit-48")
+    parser.add_argument("--model", default="tiny-vit-48", help="'' keeps each recipe's own model")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per recipe per round")
-    parser.add_argument("--recipes", default=",".join(n for n in RECIPES if n != "slip_mlp1024"))
+    parser.add_argument(
+        "--recipes", default=",".join(DEFAULT), help="labels above, recipe names, or recipe:stage"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the result here")
@@ -113,7 +151,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     names = args.recipes.split(",")
-    steps = {n: step_fn(args.model, *RECIPES[n], args.batch, device, args.precision) for n in names}
+    workdir = Path(tempfile.mkdtemp(prefix="synclip-ratio-"))
+    steps = {n: step_fn(args.model, n, args.batch, device, args.precision, workdir) for n in names}
     for step in steps.values():  # warm-up
         measure(step, 2, device)
     times: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
