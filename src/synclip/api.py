@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from synclip.data.entities import checkpoint_vocabularies
 from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views, view_defaults
 from synclip.models import TwoTower, create_model, load_state
@@ -28,7 +29,8 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
     """Load a synclip checkpoint (or open_clip-layout weights with ``model_name``) for inference.
 
     The returned model is in eval mode and carries ``tokenizer`` (list[str] -> LongTensor),
-    ``preprocess`` (PIL -> tensor), ``logit_scale_value`` and ``config`` (the run's config, if any).
+    ``preprocess`` (PIL -> tensor), ``logit_scale_value``, ``config`` (the run's config, if any) and
+    ``vocabularies`` (``{objective: entities}`` of classification objectives, e.g. MOFI's ``classify``).
     """
     state = read_checkpoint(path)
     config: dict = {}
@@ -57,4 +59,5 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
     model.preprocess = ImagePreprocess(image_options, model.tokenizer)
     model.logit_scale_value = float(torch.as_tensor(weights.get("logit_scale", 1 / 0.07)).exp())
     model.config = config
+    model.vocabularies = checkpoint_vocabularies(state.get("recipe", {}) if config else {})
     return model.to(device).eval()

@@ -30,11 +30,17 @@ class ModelConfig:
     context_length: int | None = None  # override of the text context length
     patch_dropout: float = 0.0  # FLIP-style fraction of patch tokens dropped in training
     grad_checkpointing: bool = False  # recompute tower activations in backward (open_clip's)
+    image_init: str | None = None  # image tower weights: efficientnet-lite0 or a synclip/open_clip/timm file
+    lock_image: bool = False  # LiT: freeze the image tower (eval mode, no grad); see synclip.models.locking
+    lock_text: bool = False  # freeze the text tower
+    unlocked_groups: int = 0  # leave the last N layer groups of each locked tower trainable
+    freeze_bn_stats: bool = True  # BatchNorm statistics of a locked image tower stay as loaded
 
 
 @dataclass
 class DataConfig:
-    # source name -> {kind: emoji|csv|image_folder|webdataset, ...}; objectives read the source named in their options
+    # source name -> {kind: emoji|csv|image_folder|webdataset|fashion_mnist|mnist5k|emoji_labels, ...};
+    # objectives read the source named in their options
     sources: dict = field(default_factory=lambda: {"pairs": {"kind": "emoji", "style": "twemoji"}})
     workers: int = 2
     max_bad_fraction: float = 0.01  # stop when more than this fraction of samples is unreadable

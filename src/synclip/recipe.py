@@ -36,10 +36,9 @@ class Recipe(nn.Module):
         """Views the data pipeline must build, per source."""
         needed: dict[str, list[str]] = {}
         for objective in self.active().values():
-            for view in objective.views:
-                needed.setdefault(objective.source, [])
-                if view not in needed[objective.source]:
-                    needed[objective.source].append(view)
+            for source, views in objective.needs().items():
+                needed.setdefault(source, [])
+                needed[source] += [v for v in views if v not in needed[source]]
         return needed
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:

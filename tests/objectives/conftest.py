@@ -17,6 +17,8 @@ SMALL = {
     "simsiam": {"proj_dim": 64, "pred_dim": 32},
     "nearest_neighbour": {"queue_size": 64},
     "nclip": {"num_prototypes": 64, "hidden_dim": 64, "bottleneck_dim": 32},
+    "mim_distill": {"teacher": "efficientnet-lite0", "teacher_size": 64},  # a teacher that installs offline
+    "mae": {"decoder_width": 32},
 }
 
 
@@ -39,14 +41,15 @@ def emoji_source(emoji_subset):
 def make_batch(emoji_source):
     """``make_batch(model, view_names, view_cfgs, n)`` -> {"pairs": batch} from real emoji pairs."""
 
-    def build(model, names, cfgs=None, n=16, seed=0):
+    def build(model, names, cfgs=None, n=16, seed=0, source=None):
         tok = get_tokenizer(model.context_length)
-        views = make_views(resolve_views(list(names), cfgs or {}, model.image_size), tok, train=True)
+        cfgs = resolve_views(list(names), cfgs or {}, model.image_size, model.patch_size)
+        views = make_views(cfgs, tok, train=True)
         items = []
         for i in range(n):
             random.seed(seed * 1000 + i)
             torch.manual_seed(seed * 1000 + i)
-            items.append({**views(emoji_source[i]), "key": i})
+            items.append({**views((source or emoji_source)[i]), "key": i})  # e.g. Fashion-MNIST
         return {"pairs": collate(items)}
 
     return build

@@ -6,23 +6,33 @@ import pytest
 import torch
 
 from conftest import shrink
-from synclip.config import list_recipes, load_config
+from synclip.config import from_dict, list_recipes, load_config
 from synclip.models import create_model
 from synclip.recipe import Pretrainer, Recipe
 from synclip.registry import OBJECTIVES, VIEWS
+from synclip.train.data import build_source
+from synclip.train.vocabulary import with_vocabularies
 
 
 def _state(module):
     return {k: v.clone() for k, v in module.named_buffers()}  # running statistics, queues
 
 
-def _check(recipe_objectives, view_cfgs, make_batch):
+def _check(recipe_objectives, view_cfgs, make_batch, sources=None):
+    """``sources``: the recipe's data.sources other than ``pairs`` (which is the emoji subset)."""
     torch.manual_seed(0)
     model = create_model("micro-vit-32")
-    recipe = Recipe(model, shrink(recipe_objectives))
+    sources = {"pairs": {"kind": "emoji"}, **(sources or {})}
+    raw = {"objectives": shrink(recipe_objectives), "views": view_cfgs, "data": {"sources": sources}}
+    recipe = Recipe(model, with_vocabularies(from_dict(raw)))  # as build_pretrainer builds it
     for views in recipe.views().values():
         assert all(v in VIEWS for v in views), views
-    batch = make_batch(model, recipe.views()["pairs"], view_cfgs)
+    batch = {
+        name: make_batch(
+            model, views, view_cfgs, source=None if name == "pairs" else build_source(name, sources[name])
+        )["pairs"]
+        for name, views in recipe.views().items()
+    }
     pretrainer = Pretrainer(model, recipe)
 
     before = _state(recipe)
@@ -57,7 +67,8 @@ def test_every_objective(name, make_batch):
 @pytest.mark.parametrize("recipe", sorted(list_recipes()))
 def test_every_recipe(recipe, make_batch):
     cfg = load_config(recipe)
-    out = _check(cfg.objectives, cfg.views, make_batch)
+    others = {k: v for k, v in cfg.data.sources.items() if k != "pairs"}
+    out = _check(cfg.objectives, cfg.views, make_batch, others)
     for name in cfg.objectives:
         assert f"{name}_loss" in out  # every component is logged
 

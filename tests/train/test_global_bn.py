@@ -60,3 +60,29 @@ def test_two_processes_equal_batchnorm_on_the_global_batch():
         assert torch.allclose(p["w_grad"], ref["w_grad"], rtol=1e-3, atol=1e-3)
         assert torch.allclose(p["b_grad"], ref["b_grad"], rtol=1e-3, atol=1e-3)
         assert torch.allclose(p["running_var"], bn.running_var, rtol=1e-3)
+
+
+def test_conversion_keeps_timm_activations_and_leaves_locked_batchnorm_alone():
+    """timm's BatchNormAct2d must keep its ReLU6 when converted; a locked tower's BatchNorm is not touched."""
+    import copy
+
+    import timm
+    from timm.layers import BatchNormAct2d
+
+    from synclip.train.global_bn import GlobalBatchNorm, GlobalBatchNormAct
+
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0).train()
+    x = torch.randn(4, 3, 64, 64)
+    before = copy.deepcopy(net)(x)
+    converted = convert_global_batchnorm(copy.deepcopy(net))
+    fused = {n for n, m in net.named_modules() if isinstance(m, BatchNormAct2d)}
+    assert fused and all(
+        isinstance(m, GlobalBatchNormAct) for n, m in converted.named_modules() if n in fused
+    )
+    torch.testing.assert_close(converted(x), before)
+
+    frozen = copy.deepcopy(net)
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    convert_global_batchnorm(frozen)
+    assert not any(isinstance(m, GlobalBatchNorm) for m in frozen.modules())

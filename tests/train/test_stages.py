@@ -80,3 +80,18 @@ def test_second_stage_starts_from_the_first_stage_weights_and_temperature(emoji_
     train(again)
     assert (run_dir / "stages" / "first" / "checkpoint.pt").stat().st_mtime_ns == stamp
     assert os.path.exists(run_dir / "metrics.jsonl")
+
+
+@pytest.mark.slow
+def test_a_continued_stage_carries_the_classifier_with_its_vocabulary(emoji_subset, tmp_path):
+    overrides = small_run_overrides(emoji_subset, tmp_path, **{"train.epochs": 1, "train.max_steps": 2})
+    stages = "{first: {}, second: {model: {pretrained: 'stage:first'}, train: {lr: 0.0, max_steps: 1}}}"
+    run_dir = train(load_config("mofi", [*overrides, f"stages={stages}", "train.name=m"]))
+    first = read_synclip_checkpoint(run_dir / "stages" / "first" / "checkpoint.pt")["recipe"]
+    second = read_synclip_checkpoint(run_dir / "checkpoint.pt")["recipe"]
+    assert first.keys() == second.keys()
+    for key, value in first.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, second[key]), key
+        else:
+            assert value == second[key], key  # the vocabulary the classifier rows belong to

@@ -6,6 +6,7 @@ from synclip.losses.masked_ce import masked_token_ce
 from synclip.losses.multiview import multiview_clip_loss
 from synclip.losses.noncontrastive import entropy, nclip_loss
 from synclip.losses.ntxent import ntxent_loss
+from synclip.losses.unicl import unicl_loss
 
 __all__ = [
     "clip_loss",
@@ -16,4 +17,5 @@ __all__ = [
     "nclip_loss",
     "ntxent_loss",
     "simsiam_loss",
+    "unicl_loss",
 ]

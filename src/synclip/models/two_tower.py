@@ -12,6 +12,9 @@ import torch.nn.functional as F
 from open_clip.model import CLIP
 from open_clip.transformer import VisionTransformer, text_global_pool
 
+from synclip.models.locking import image_forward, keep_locked_in_eval, no_grad_when_locked
+from synclip.models.masked_embed import masked_embeds
+
 
 def drop_patches(x: torch.Tensor, fraction: float) -> torch.Tensor:
     """Keep the CLS token and a random ``1 - fraction`` of the other tokens of each row (B, 1 + P, W)."""
@@ -38,10 +41,26 @@ class TwoTower(CLIP):
         self.name = name
         self.embed_dim = embed_dim
         self.image_size = int(self.visual.image_size[0])
+        patch = getattr(self.visual, "patch_size", None)  # (h, w) for ViT towers
+        self.patch_size = int(patch[0]) if patch is not None else None
         self.vision_width = vision_cfg.get("width", embed_dim)
         self.text_width = text_cfg.get("width", embed_dim)
+        self.eval_modules: tuple[str, ...] = ()  # locked parts kept in eval mode (synclip.models.locking)
 
-    def image_outputs(self, image: torch.Tensor, patch_dropout: float = 0.0) -> dict[str, torch.Tensor]:
+    def train(self, mode: bool = True) -> TwoTower:
+        super().train(mode)
+        keep_locked_in_eval(self)  # a locked tower's dropout stays off, its BatchNorm statistics as loaded
+        return self
+
+    @no_grad_when_locked("image")
+    def image_outputs(
+        self,
+        image: torch.Tensor,
+        patch_dropout: float = 0.0,
+        mask: torch.Tensor | None = None,
+        mask_token: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Encode images (B, 3, H, W).
 
         Returns ``embed`` (B, D) projected, not normalised; for ViT towers also ``pooled`` (B, W), the
@@ -49,11 +68,22 @@ class TwoTower(CLIP):
         ``patch_dropout`` (FLIP, Li et al. 2023, https://arxiv.org/abs/2212.00794) keeps a random
         ``1 - patch_dropout`` of the patch tokens of each image (and always the CLS token), on top of
         the architecture's own patch dropout; objectives use it on their self-supervised views.
+        Masked image modelling (ViT towers, see :mod:`synclip.models.masked_embed`): ``mask`` (B, P)
+        bool with ``mask_token`` (W,) replaces masked patch embeddings (BEiT / EVA) and returns
+        ``tokens`` for all P; ``keep`` (B, K) long encodes only those patches (MAE), ``tokens`` (B, K, W).
         """
         visual = self.visual
+        masking = mask is not None or mask_token is not None or keep is not None
         if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
-            return {"embed": visual(image)}
-        x = visual._embeds(image)  # (B, 1 + P, W), the config's patch dropout applied here when enabled
+            if masking:
+                raise ValueError(f"{self.name}: mask / keep need a plain ViT image tower")
+            return {"embed": image_forward(visual, image)}  # a locked timm trunk runs without grad
+        if masking and patch_dropout > 0:
+            raise ValueError("image_outputs: patch_dropout cannot be combined with mask / keep")
+        if masking:
+            x = masked_embeds(visual, image, mask, mask_token, keep)  # (B, 1 + P or 1 + K, W)
+        else:
+            x = visual._embeds(image)  # (B, 1 + P, W), the config's patch dropout applied when enabled
         if patch_dropout > 0:
             x = drop_patches(x, patch_dropout)  # (B, 1 + P', W)
         x = visual.transformer(x)  # (B, 1 + P, W)
@@ -61,6 +91,7 @@ class TwoTower(CLIP):
         embed = pooled @ visual.proj if visual.proj is not None else pooled  # (B, D)
         return {"embed": embed, "pooled": pooled, "tokens": tokens}
 
+    @no_grad_when_locked("text")
     def text_outputs(self, text: torch.Tensor) -> dict[str, torch.Tensor]:
         """Encode token ids (B, L) -> ``embed`` (B, D), ``pooled`` (B, W), ``tokens`` (B, L, W)."""
         cast_dtype = self.transformer.get_cast_dtype()

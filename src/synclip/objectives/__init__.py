@@ -1,13 +1,17 @@
 """Objectives register themselves on import; importing this package makes them all available."""
 
 from synclip.objectives import (  # noqa: F401
+    classify,
     clip,
+    mae,
+    mim_distill,
     mlm,
     multiview_clip,
     nclip,
     nearest_neighbour,
     simclr,
     simsiam,
+    unicl,
 )
 from synclip.objectives.base import Encoded, Objective, TemperatureObjective, objective_options
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,16 @@ class Encoded:
 
     def text(self, view: str = "text", source: str = "pairs") -> dict[str, torch.Tensor]:
         return self._encode(("text", view, source, 0.0))
+
+    def memo(self, key: tuple, encode: Callable[[dict], dict]) -> dict[str, torch.Tensor]:
+        """Outputs of a tower call an objective makes itself (say with a MIM mask), once per batch.
+
+        ``encode(batch)`` gets this memo's batch and returns (B, ...) tensors; gradient accumulation
+        splices them like every other tower output. ``key`` must be unique to the caller.
+        """
+        if key not in self._cache:
+            self._cache[key] = encode(self.batch)
+        return self._cache[key]
 
     def _dropout(self, patch_dropout: float) -> float:
         return float(patch_dropout) if self.model.training else 0.0
@@ -124,16 +135,26 @@ class Objective(nn.Module):
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def needs(self) -> dict[str, list[str]]:
+        """Views this objective reads, per source; one source by default (UniCL reads several)."""
+        return {self.source: list(self.views)}
+
     def requests(self) -> list[Request]:
         """The tower inputs this objective will ask for, so :meth:`Encoded.prefetch` can batch them."""
         dropout = getattr(self, "patch_dropout", 0.0)
         ssl_views = getattr(self, "patch_dropout_views", ())
         out = []
-        for view in self.views:
-            tower = tower_of(view)
-            if tower:
-                out.append((tower, view, self.source, dropout if view in ssl_views else 0.0))
+        for source, views in self.needs().items():
+            for view in views:
+                tower = tower_of(view)
+                if tower:
+                    out.append((tower, view, source, dropout if view in ssl_views else 0.0))
         return out
+
+    def tower_parameters(self) -> list[nn.Parameter]:
+        """Own parameters fed into a tower call (a MIM mask token): they get their gradient per
+        micro-batch under gradient accumulation, like the model's, and are not divided by k."""
+        return []
 
     @torch.no_grad()
     def post_step(self) -> None:

@@ -9,8 +9,10 @@ splicing happens in :class:`Encoded`, which every objective asks for its feature
 
 Parameters outside the model (temperatures, heads) see the whole loss in each of the k passes, so
 their gradient is counted k times; :func:`accumulate_backward` divides it by k (open_clip does not,
-which scales its logit-scale gradient by k). Work that does not go through ``Encoded`` (an objective
-calling the model directly) would not be spliced; none does. Dropout masks differ between the cached
+which scales its logit-scale gradient by k); objectives' own parameters that enter a tower call (MIM
+mask tokens, :meth:`~synclip.objectives.base.Objective.tower_parameters`) are, like the model's, not.
+Work that does not go through ``Encoded`` (its views or :meth:`~synclip.objectives.base.Encoded.memo`)
+would not be spliced; none does. Dropout masks differ between the cached
 and the live pass, as in open_clip.
 """
 
@@ -116,6 +118,7 @@ def accumulate_backward(
             check(out)
             backward(out["loss"])
     model_params = {id(p) for p in model.parameters()}
+    model_params |= {id(p) for o in pretrainer.recipe.objectives.values() for p in o.tower_parameters()}
     for p in pretrainer.parameters():
         if p.grad is not None and id(p) not in model_params:
             p.grad.div_(k)  # each pass gave these the full gradient

@@ -18,7 +18,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from synclip import distributed as dist
 from synclip.data.collate import collate
+from synclip.data.csv_labels import CsvImageLabel
 from synclip.data.emoji import build_emoji_corpus
+from synclip.data.labelled import fashion_mnist, mnist5k
 from synclip.data.shards import ShardStream, expand_urls
 from synclip.data.sources import CsvImageText, ImageFolder
 from synclip.data.views import ViewDataset, make_views, resolve_view
@@ -29,6 +31,9 @@ SOURCE_KINDS = {
     "emoji": {"style": "twemoji", "root": None, "batch_size": None},
     "csv": {"path": None, "img_key": "filepath", "caption_key": "caption", "sep": None, "batch_size": None},
     "image_folder": {"root": None, "batch_size": None},
+    "fashion_mnist": {"split": "train", "batch_size": None},
+    "mnist5k": {"batch_size": None},
+    "emoji_labels": {"style": "twemoji", "root": None, "level": "category", "batch_size": None},
     "webdataset": {
         "urls": None,
         "num_samples": None,
@@ -65,17 +70,41 @@ def build_source(name: str, spec: dict) -> Dataset:
         return CsvImageText(
             opts["path"], img_key=opts["img_key"], caption_key=opts["caption_key"], sep=opts["sep"]
         )
+    if kind == "fashion_mnist":
+        if opts["split"] not in ("train", "test"):
+            raise ValueError(f"data.sources.{name}.split must be 'train' or 'test', got {opts['split']!r}")
+        return fashion_mnist(opts["split"])
+    if kind == "mnist5k":
+        return mnist5k()
+    if kind == "emoji_labels":  # emoji images labelled with their category or subcategory name
+        levels = ("category", "subcategory")
+        if opts["level"] not in levels:
+            raise ValueError(f"data.sources.{name}.level must be one of {levels}, got {opts['level']!r}")
+        emoji = {"kind": "emoji", "style": opts["style"], "root": opts["root"]}
+        return CsvImageLabel(build_source(name, emoji), opts["level"])
     if not opts["root"]:
         raise ValueError(f"data.sources.{name}.root is required for an image_folder source")
     return ImageFolder(opts["root"])
 
 
-def resolve_views(names: list[str], overrides: dict, image_size: int) -> dict[str, dict]:
-    """Options of each needed view: the recipe's ``views`` entry, with image views sized to the model."""
+def resolve_views(
+    names: list[str], overrides: dict, image_size: int, patch_size: int | None = None
+) -> dict[str, dict]:
+    """Options of each needed view: the recipe's ``views`` entry, with image views sized to the model.
+
+    With ``patch_size`` (ViT towers), mask views get their ``grid`` = ``image_size // patch_size``.
+    """
     cfgs = {}
     for name in names:
         user = dict(overrides.get(name) or {})
         _, options = resolve_view(name, user)
+        if "grid" in options and patch_size:
+            grid = image_size // patch_size
+            if user.setdefault("grid", grid) != grid:
+                raise ValueError(
+                    f"views.{name}.grid={user['grid']} but the model sees {grid} x {grid} patches; "
+                    f"drop views.{name}.grid (it is filled from the model)"
+                )
         if "size" in options and "size" not in user:
             user["size"] = image_size
         elif "size" in options and user["size"] != image_size:
@@ -261,11 +290,17 @@ def _cycle(loader: SourceLoader | StreamLoader, epoch: int, start_batch: int) ->
 
 
 def build_loaders(
-    cfg, views_per_source: dict[str, list[str]], tokenizer, image_size: int, accum_steps: int = 1
+    cfg,
+    views_per_source: dict[str, list[str]],
+    tokenizer,
+    image_size: int,
+    accum_steps: int = 1,
+    patch_size: int | None = None,
 ) -> MultiSourceLoader:
     """DataLoaders for every source an active objective reads.
 
     Each loader batch holds ``accum_steps`` micro-batches of the per-process batch size.
+    ``patch_size`` (of a ViT image tower) sizes the patch grid of mask views.
     """
     loaders = {}
     for i, (source, views) in enumerate(views_per_source.items()):
@@ -275,7 +310,7 @@ def build_loaders(
             )
         spec = dict(cfg.data.sources[source])
         batch_size = (spec.pop("batch_size", None) or cfg.train.batch_size) * accum_steps
-        view_fns = make_views(resolve_views(views, cfg.views, image_size), tokenizer, train=True)
+        view_fns = make_views(resolve_views(views, cfg.views, image_size, patch_size), tokenizer, train=True)
         seed = cfg.train.seed + 7919 * i
         if spec.get("kind") == "webdataset":
             loaders[source] = _stream_loader(source, spec, view_fns, batch_size, seed, cfg.data.workers)

@@ -51,9 +51,31 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         return y.to(x.dtype)
 
 
+class GlobalBatchNormAct(GlobalBatchNorm):
+    """timm's ``BatchNormAct2d`` (BatchNorm, then dropout and activation) with global statistics."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.drop(super().forward(x)))
+
+
+def is_frozen(bn: nn.Module) -> bool:
+    """A BatchNorm of a locked tower: its affine parameters do not train, so it keeps its statistics."""
+    params = list(bn.parameters(recurse=False))
+    return bool(params) and not any(p.requires_grad for p in params)
+
+
 def convert_global_batchnorm(module: nn.Module) -> nn.Module:
-    """Turn every BatchNorm layer of ``module`` into a :class:`GlobalBatchNorm`, in place (same parameters)."""
+    """Turn every trainable BatchNorm layer of ``module`` into a :class:`GlobalBatchNorm`, in place.
+
+    The parameters stay the same objects. timm's ``BatchNormAct2d`` keeps its activation (as
+    :class:`GlobalBatchNormAct`); BatchNorm layers of locked towers are left as they are.
+    """
+    from timm.layers import BatchNormAct2d
+
     for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm):
-            m.__class__ = GlobalBatchNorm
+        if not isinstance(m, nn.modules.batchnorm._BatchNorm) or isinstance(m, nn.SyncBatchNorm):
+            continue
+        if is_frozen(m):
+            continue
+        m.__class__ = GlobalBatchNormAct if isinstance(m, BatchNormAct2d) else GlobalBatchNorm
     return module

@@ -77,7 +77,7 @@ def train(cfg: RunConfig) -> Path:
     model = pretrainer.model
     tokenizer = get_tokenizer(model.context_length)
     views = pretrainer.recipe.views()
-    data = build_loaders(cfg, views, tokenizer, model.image_size, t.accum_steps)
+    data = build_loaders(cfg, views, tokenizer, model.image_size, t.accum_steps, model.patch_size)
     steps_per_epoch = data.steps_per_epoch
     total_steps = t.epochs * steps_per_epoch
     last_step = min(total_steps, t.max_steps or total_steps)

@@ -13,8 +13,11 @@ import torch
 from synclip import distributed as dist
 from synclip.config import RunConfig
 from synclip.models import TwoTower, create_model
+from synclip.models.locking import apply_locking
+from synclip.models.tower_init import init_image_tower
 from synclip.recipe import Pretrainer, Recipe
-from synclip.train.global_bn import convert_global_batchnorm
+from synclip.train.global_bn import convert_global_batchnorm, is_frozen
+from synclip.train.vocabulary import with_vocabularies
 
 
 def resolve_device(name: str) -> torch.device:
@@ -52,9 +55,12 @@ def build_pretrainer(cfg: RunConfig) -> Pretrainer:
         context_length=m.context_length,
         patch_dropout=m.patch_dropout,
     )
+    if m.image_init:
+        init_image_tower(model, m.image_init)
+    apply_locking(model, m.lock_image, m.lock_text, m.unlocked_groups, m.freeze_bn_stats)
     if m.grad_checkpointing:
         model.set_grad_checkpointing(True)  # open_clip: checkpoint every residual block of both towers
-    recipe = Recipe(model, cfg.objectives)
+    recipe = Recipe(model, with_vocabularies(cfg))  # classification vocabularies built from data
     if m.pretrained:
         carry_recipe_state(recipe, m.pretrained)
     return Pretrainer(model, recipe)
@@ -73,20 +79,41 @@ def carry_recipe_state(recipe: Recipe, path: str) -> list[str]:
     if state.get("format") != FORMAT:
         return []
     own = recipe.state_dict()
+    saved = state["recipe"]
     carried = {
-        k: v for k, v in state["recipe"].items() if k in own and getattr(v, "shape", None) == own[k].shape
+        k: v
+        for k, v in saved.items()
+        if k in own
+        and isinstance(v, torch.Tensor)
+        and isinstance(own[k], torch.Tensor)
+        and v.shape == own[k].shape
     }
+    # extra state (a classifier's vocabulary) goes with its module's tensors, or not at all
+    for key, value in saved.items():
+        if key in own and not isinstance(value, torch.Tensor):
+            prefix = key.rsplit(".", 1)[0] + "."
+            module_keys = [k for k, v in own.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)]
+            if all(k in carried for k in module_keys):
+                carried[key] = value
     recipe.load_state_dict(carried, strict=False)
     return sorted(carried)
 
 
 def sync_batchnorm(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """With several ranks, make BatchNorm statistics global: torch's SyncBatchNorm on CUDA, and
-    :class:`~synclip.train.global_bn.GlobalBatchNorm` elsewhere (torch's runs on GPUs only)."""
-    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
-    if dist.world_size() == 1 or not has_bn:
+    """With several ranks, make BatchNorm statistics global.
+
+    :class:`~synclip.train.global_bn.GlobalBatchNorm` works on any device and keeps timm's fused
+    BatchNorm + activation layers whole and locked towers' BatchNorm as loaded; torch's SyncBatchNorm
+    (GPU only) is used on CUDA when every BatchNorm is a plain, trainable one, since it would drop a
+    ``BatchNormAct2d``'s activation and make new, trainable parameters for a locked tower.
+    """
+    from timm.layers import BatchNormAct2d
+
+    bns = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if dist.world_size() == 1 or not bns:
         return module
-    if device.type == "cuda":
+    plain = not any(isinstance(m, BatchNormAct2d) or is_frozen(m) for m in bns)
+    if device.type == "cuda" and plain:
         return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
     return convert_global_batchnorm(module)
 
