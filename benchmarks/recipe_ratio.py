@@ -48,6 +48,7 @@ RECIPES = {  # label -> (recipe, overrides, stage of a staged recipe or None)
     "declip": ("declip", [], None),
     "nclip": ("nclip", [], None),
     "xclip": ("xclip", [], None),
+    "clip_mae_d64": ("clip_mae", ["objectives.mae.decoder_width=64"], None),  # decoder for micro-vit-32
 }
 DEFAULT = ["clip", "simclr", "slip", "slip_pd50", "declip", "nclip", "xclip"]
 
@@ -90,18 +91,20 @@ def stage_config(recipe: str, overrides: list[str], stage: str | None, workdir: 
     raise AssertionError("unreachable")
 
 
-def step_fn(model_name: str, label: str, b: int, device, precision: str, workdir: Path):
+def step_fn(
+    model_name: str, label: str, b: int, device, precision: str, workdir: Path, extra: list[str] = ()
+):
     """One training step of ``label`` on one real batch of its own data (every source, every view)."""
     recipe, overrides, stage = recipe_spec(label)
     sized = [f"train.batch_size={b}"] + ([f"model.name={model_name}"] if model_name else [])
-    cfg = stage_config(recipe, [*sized, *overrides], stage, workdir / label.replace(":", "-"))
+    cfg = stage_config(recipe, [*sized, *extra, *overrides], stage, workdir / label.replace(":", "-"))
     torch.manual_seed(0)
     pretrainer = build_pretrainer(cfg).to(device).train()
     model = pretrainer.model
     optimizer = create_optimizer(pretrainer, 1e-4, 0.1, (0.9, 0.98), 1e-6)
-    data = build_loaders(
-        cfg, pretrainer.recipe.views(), get_tokenizer(model.context_length), model.image_size
-    )
+    tokenizer = get_tokenizer(model.context_length)
+    views = pretrainer.recipe.views()
+    data = build_loaders(cfg, views, tokenizer, model.image_size, patch_size=model.patch_size)
     batch = to_device(next(data.epoch(0)), device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
@@ -145,6 +148,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the result here")
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides for every recipe (key=value)")
     args = parser.parse_args()
 
     if args.threads:
@@ -152,7 +156,7 @@ def main() -> None:
     device = torch.device(args.device)
     names = args.recipes.split(",")
     workdir = Path(tempfile.mkdtemp(prefix="synclip-ratio-"))
-    steps = {n: step_fn(args.model, n, args.batch, device, args.precision, workdir) for n in names}
+    steps = {n: step_fn(args.model, n, args.batch, device, args.precision, workdir, args.set) for n in names}
     for step in steps.values():  # warm-up
         measure(step, 2, device)
     times: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
@@ -168,6 +172,7 @@ def main() -> None:
         "model": args.model,
         "batch": args.batch,
         "precision": args.precision,
+        "overrides": args.set,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "ratio_basis": "process CPU time" if device.type == "cpu" else "wall time",

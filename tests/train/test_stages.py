@@ -95,3 +95,21 @@ def test_a_continued_stage_carries_the_classifier_with_its_vocabulary(emoji_subs
             assert torch.equal(value, second[key]), key
         else:
             assert value == second[key], key  # the vocabulary the classifier rows belong to
+
+
+@pytest.mark.slow
+def test_eva_mim_hands_the_mim_tower_to_the_last_clip_stage(emoji_subset, tmp_path):
+    """Stage 2 distils the stage-1 CLIP tower into a fresh tower; stage 3 starts its image tower from it."""
+    overrides = small_run_overrides(emoji_subset, tmp_path, **{"train.epochs": 1, "train.max_steps": 2})
+    cfg = load_config("eva_mim", [*overrides, "stages.clip.train.lr=0.0", "train.name=eva"])
+    run_dir = train(cfg)
+    teacher = read_synclip_checkpoint(run_dir / "stages" / "teacher" / "checkpoint.pt")["model"]
+    mim = read_synclip_checkpoint(run_dir / "stages" / "mim" / "checkpoint.pt")
+    final = read_synclip_checkpoint(run_dir / "checkpoint.pt")["model"]
+    visual = [k for k in final if k.startswith("visual.")]
+    # the MIM stage trained a fresh image tower (not the teacher's) and left its text tower locked
+    assert any(not torch.equal(teacher[k], mim["model"][k]) for k in visual)
+    assert mim["config"]["objectives"].keys() == {"mim_distill"}
+    assert mim["config"]["objectives"]["mim_distill"]["teacher"].endswith("stages/teacher/checkpoint.pt")
+    # with lr 0 the last stage's image tower is exactly the MIM stage's
+    assert all(torch.equal(final[k], mim["model"][k]) for k in visual)
