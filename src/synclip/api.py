@@ -11,6 +11,7 @@ from synclip.data.entities import checkpoint_vocabularies
 from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views, view_defaults
 from synclip.models import TwoTower, create_model, load_state
+from synclip.objectives.classify import checkpoint_classifiers
 from synclip.train.checkpoint import FORMAT, CheckpointError, read_checkpoint
 
 
@@ -30,7 +31,11 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
 
     The returned model is in eval mode and carries ``tokenizer`` (list[str] -> LongTensor),
     ``preprocess`` (PIL -> tensor), ``logit_scale_value``, ``config`` (the run's config, if any) and
-    ``vocabularies`` (``{objective: entities}`` of classification objectives, e.g. MOFI's ``classify``).
+    ``vocabularies`` (``{objective: entities}`` of classification objectives, e.g. MOFI's ``classify``)
+    and ``classifiers``: ``{objective: {"vocabulary", "weight" (K, D), "temperature"}}``, the trained
+    heads of the ``classify`` objectives (empty for other recipes; see
+    :func:`synclip.objectives.classify.checkpoint_classifiers`), which ``synclip eval``'s
+    ``classifier`` task scores.
     """
     state = read_checkpoint(path)
     config: dict = {}
@@ -60,4 +65,5 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
     model.logit_scale_value = float(torch.as_tensor(weights.get("logit_scale", 1 / 0.07)).exp())
     model.config = config
     model.vocabularies = checkpoint_vocabularies(state.get("recipe", {}) if config else {})
+    model.classifiers = checkpoint_classifiers(config.get("objectives") or {}, state.get("recipe") or {})
     return model.to(device).eval()

@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         "--tasks",
         nargs="*",
         default=None,
-        help="task names (default: the emoji tasks and fashion_mnist; on request: linear_probe, knn, "
-        "finetune, mnist5k, digits)",
+        help="task names (default: the emoji tasks, fashion_mnist and classifier; on request: "
+        "linear_probe, knn, finetune, mnist5k, digits)",
     )
     p.add_argument("--out", default=None, help="eval.json path (default: beside the checkpoint)")
     p.add_argument("--device", default="auto")

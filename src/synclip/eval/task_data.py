@@ -94,3 +94,8 @@ class Probe:
     data: dict = field(default_factory=dict)  # provenance for eval.json
     train_index: list[int] | None = None  # (N_train,) positions in train_images; None: all
     test_index: list[int] | None = None  # (N_test,) positions in test_images; None: all
+
+
+class TaskSkipped(Exception):
+    """Raised while running a task that cannot run on this model (e.g. it has no classification head);
+    ``evaluate`` records the message in ``result["skipped"]`` under the task's result name."""

@@ -26,7 +26,7 @@ from torch import nn
 from synclip.data.entities import read_vocabulary
 from synclip.losses import masked_token_ce
 from synclip.losses.masked_ce import IGNORE
-from synclip.objectives.base import Encoded, Objective
+from synclip.objectives.base import Encoded, Objective, objective_options
 from synclip.registry import OBJECTIVES
 
 
@@ -104,3 +104,31 @@ class Classify(Objective):
         out = masked_token_ce(self.logits(image), targets)
         out["in_vocabulary"] = (targets != IGNORE).float().mean()
         return out
+
+
+def checkpoint_classifiers(objectives: dict[str, dict], recipe_state: dict) -> dict[str, dict]:
+    """The trained heads of a checkpoint's ``classify`` objectives, usable without building a Recipe.
+
+    ``objectives`` is the run config's ``objectives`` section, ``recipe_state`` the checkpoint's
+    ``recipe`` state. Returns ``{objective name: {"vocabulary": [...], "weight": (K, D) float32 tensor
+    as trained (not normalised), "temperature": float}}``: row k of ``weight`` is class
+    ``vocabulary[k]``, and ``normalize(image) @ normalize(weight).T / temperature`` are the
+    objective's :meth:`Classify.logits`. Objectives of other kinds, or missing from the state, are left out.
+    """
+    out = {}
+    for name, options in objectives.items():
+        options = dict(options or {})
+        kind = options.get("type", name)
+        if kind not in OBJECTIVES or not issubclass(OBJECTIVES.get(kind), Classify):
+            continue
+        weight = recipe_state.get(f"objectives.{name}.weight")  # (K, D)
+        extra = recipe_state.get(f"objectives.{name}._extra_state")
+        if not isinstance(weight, torch.Tensor) or not isinstance(extra, dict):
+            continue
+        temperature = options.get("temperature", objective_options(kind)["temperature"])
+        out[name] = {
+            "vocabulary": list(extra["vocabulary"]),
+            "weight": weight.detach().float().cpu(),
+            "temperature": float(temperature),
+        }
+    return out
