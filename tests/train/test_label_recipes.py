@@ -107,3 +107,17 @@ def test_classifier_recipe_keeps_its_vocabulary_through_resume_and_load(emoji_su
     assert rows[-1]["step"] == 4
     resumed = read_synclip_checkpoint(run_dir / "checkpoint.pt")["recipe"]
     assert resumed["objectives.classify._extra_state"] == {"vocabulary": vocabulary}
+
+
+def test_labelled_sources_can_train_with_the_names_evaluation_prompts_with():
+    from synclip.config import load_config
+    from synclip.eval.fashion_mnist import CLASS_NAMES
+    from synclip.train.data import build_source
+
+    spec = load_config("unicl").data.sources["labels"]
+    assert spec["classes"] == CLASS_NAMES  # UniCL trains on the words its zero-shot test prompts with
+    source = build_source("labels", spec)
+    sample = source[int((source.labels == 1).nonzero()[0][0])]
+    assert (sample["label"], sample["class_name"]) == (1, "jeans")
+    with pytest.raises(ValueError, match="must list 10 names in label order"):
+        build_source("labels", {"kind": "fashion_mnist", "classes": ["jeans"]})

@@ -31,8 +31,8 @@ SOURCE_KINDS = {
     "emoji": {"style": "twemoji", "root": None, "batch_size": None},
     "csv": {"path": None, "img_key": "filepath", "caption_key": "caption", "sep": None, "batch_size": None},
     "image_folder": {"root": None, "batch_size": None},
-    "fashion_mnist": {"split": "train", "batch_size": None},
-    "mnist5k": {"batch_size": None},
+    "fashion_mnist": {"split": "train", "classes": None, "batch_size": None},
+    "mnist5k": {"classes": None, "batch_size": None},
     "emoji_labels": {"style": "twemoji", "root": None, "level": "category", "batch_size": None},
     "webdataset": {
         "urls": None,
@@ -73,9 +73,9 @@ def build_source(name: str, spec: dict) -> Dataset:
     if kind == "fashion_mnist":
         if opts["split"] not in ("train", "test"):
             raise ValueError(f"data.sources.{name}.split must be 'train' or 'test', got {opts['split']!r}")
-        return fashion_mnist(opts["split"])
+        return renamed(fashion_mnist(opts["split"]), opts["classes"], name)
     if kind == "mnist5k":
-        return mnist5k()
+        return renamed(mnist5k(), opts["classes"], name)
     if kind == "emoji_labels":  # emoji images labelled with their category or subcategory name
         levels = ("category", "subcategory")
         if opts["level"] not in levels:
@@ -85,6 +85,23 @@ def build_source(name: str, spec: dict) -> Dataset:
     if not opts["root"]:
         raise ValueError(f"data.sources.{name}.root is required for an image_folder source")
     return ImageFolder(opts["root"])
+
+
+def renamed(dataset, classes: list | None, name: str):
+    """The labelled ``dataset`` with its class names replaced by ``classes`` (in label order), if given.
+
+    Lets a recipe train with the names its evaluation prompts use, e.g. Fashion-MNIST's "trouser" as
+    the emoji word "jeans", so labels and captions meet in one text space (UniCL).
+    """
+    if classes is None:
+        return dataset
+    if not isinstance(classes, list) or len(classes) != len(dataset.classes):
+        raise ValueError(
+            f"data.sources.{name}.classes must list {len(dataset.classes)} names in label order "
+            f"(for {dataset.classes}), got {classes!r}"
+        )
+    dataset.classes = [str(c) for c in classes]
+    return dataset
 
 
 def resolve_views(
