@@ -42,11 +42,28 @@ def _state(run_dir):
     return {**state["model"], **{f"recipe.{k}": v for k, v in state["recipe"].items()}}, read_metrics(run_dir)
 
 
+FMNIST = "{labels: {kind: fashion_mnist}}"
+CASES = {  # recipe -> extra overrides
+    "clip": {},
+    "slip": {},
+    "declip": {},
+    "simclr": {},  # image only: the text tower gets no gradient, DDP must be told (see ATOL)
+    "classifier": {"data.sources": FMNIST},  # image only, with a vocabulary
+    "lit": {"model.name": "effnet-lite0-text"},  # locked BatchNorm tower: statistics stay as loaded
+}
+
+
+# SimCLR's head starts with Linear -> BatchNorm, which cancels any shift of the pooled feature, so
+# ln_post.bias gets a gradient of float noise (~1e-9); Adam turns noise of that size into steps of
+# about its eps-limited size (~1e-5) whose sign differs between 1 and 2 processes.
+ATOL = {"simclr": 1e-4}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["clip", "slip", "declip"])
+@pytest.mark.parametrize("recipe", list(CASES))
 def test_two_processes_equal_one_process_on_the_global_batch(recipe, emoji_subset, tmp_path):
-    one = _overrides(emoji_subset, tmp_path, "one", 2 * B)
-    two = _overrides(emoji_subset, tmp_path, "two", B)
+    one = _overrides(emoji_subset, tmp_path, "one", 2 * B, **CASES[recipe])
+    two = _overrides(emoji_subset, tmp_path, "two", B, **CASES[recipe])
     run_distributed(_train_rank, 2, recipe, two)
     single = train(load_config(recipe, one))
 
@@ -58,8 +75,10 @@ def test_two_processes_equal_one_process_on_the_global_batch(recipe, emoji_subse
                 assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (a["step"], key)
     assert w2.keys() == w1.keys()
     for key in w1:
-        if w1[key].is_floating_point():
-            assert torch.allclose(w2[key], w1[key], rtol=1e-3, atol=1e-5), key
+        if not isinstance(w1[key], torch.Tensor):  # a classifier's vocabulary
+            assert w2[key] == w1[key], key
+        elif w1[key].is_floating_point():
+            assert torch.allclose(w2[key], w1[key], rtol=1e-3, atol=ATOL.get(recipe, 1e-5)), key
 
 
 @pytest.mark.slow

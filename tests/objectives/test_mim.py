@@ -231,3 +231,18 @@ def test_clip_plus_mae_trains_end_to_end(emoji_subset, tmp_path):
     assert {"clip_loss", "mae_loss"} <= set(rows[-1])
     assert rows[-1]["mae_loss"] < rows[0]["mae_loss"]
     assert rows[-1]["loss"] == pytest.approx(rows[-1]["clip_loss"] + rows[-1]["mae_loss"], rel=1e-4)
+
+
+def test_mim_distill_undoes_the_runs_own_image_normalisation():
+    """The teacher must see pixels: mim_distill un-normalises with the run's image view statistics."""
+    from synclip.config import load_config
+    from synclip.train.setup import with_view_normalisation
+
+    overrides = ["views.image.mean=[0.5,0.5,0.5]", "views.image.std=[0.25,0.25,0.25]"]
+    cfg = load_config("clip", [*overrides, "objectives={mim_distill: {teacher: efficientnet-lite0}}"])
+    filled = with_view_normalisation(cfg, cfg.objectives)["mim_distill"]
+    assert filled["image_mean"] == (0.5, 0.5, 0.5) and filled["image_std"] == (0.25, 0.25, 0.25)
+    given = load_config(
+        "clip", [*overrides, "objectives={mim_distill: {teacher: x, image_mean: [0.1, 0.1, 0.1]}}"]
+    )
+    assert with_view_normalisation(given, given.objectives)["mim_distill"]["image_mean"] == [0.1, 0.1, 0.1]

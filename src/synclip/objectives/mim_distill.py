@@ -58,7 +58,8 @@ class MimDistill(Objective):
     to the teacher's feature size. The teacher (see :func:`synclip.models.teacher.build_teacher` for
     ``teacher``, ``teacher_model``, ``teacher_layer``, ``teacher_size``, ``teacher_projected``,
     ``teacher_align``) sees the unmasked view and is no part of the trained or saved state.
-    ``image_mean`` / ``image_std`` are the student view's normalisation, undone for the teacher.
+    ``image_mean`` / ``image_std`` are the student view's normalisation, undone for the teacher; left
+    unset, a training run takes them from its ``image_view`` options.
     """
 
     views = ("image", "image_mask")
@@ -77,8 +78,8 @@ class MimDistill(Objective):
         loss: str = "cosine",
         image_view: str = "image",
         mask_view: str = "image_mask",
-        image_mean: tuple = OPENAI_CLIP_MEAN,
-        image_std: tuple = OPENAI_CLIP_STD,
+        image_mean: tuple | None = None,
+        image_std: tuple | None = None,
     ):
         super().__init__(model, source)
         if not teacher:
@@ -93,7 +94,9 @@ class MimDistill(Objective):
         width = mim_width(model, "mim_distill")
         self.views = (image_view, mask_view)
         self.image_view, self.mask_view, self.loss = image_view, mask_view, loss
-        self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
+        # training fills these from the run's image view (synclip.train.setup); CLIP's by default
+        self.image_mean = tuple(image_mean if image_mean is not None else OPENAI_CLIP_MEAN)
+        self.image_std = tuple(image_std if image_std is not None else OPENAI_CLIP_STD)
         self.grid = tuple(int(g) for g in model.visual.grid_size)  # (grid_h, grid_w)
         self.teacher = Frozen(
             build_teacher(

@@ -170,22 +170,39 @@ def _parts(out: dict) -> str:
     return ", ".join(f"{k}={v.item():.4g}" for k, v in out.items() if v.numel() == 1)
 
 
+def may_leave_unused(recipe) -> bool:
+    """Whether a step may leave trainable parameters without a gradient, which DDP must be told.
+
+    That happens to the parameters of objectives with weight 0 (skipped, but still in the module), and
+    to parts of the towers when no active objective contrasts an image view with a text view: an
+    image-only recipe (``simclr``, ``classifier``, a ``mim_distill`` stage) leaves the text tower, and
+    the visual projection of objectives that read patch tokens, without gradients. Frozen parameters
+    (``requires_grad=False``) need nothing.
+    """
+    from synclip.objectives.base import tower_of
+
+    skipped = any(
+        p.requires_grad
+        for name, o in recipe.objectives.items()
+        if recipe.weights[name] == 0
+        for p in o.parameters()
+    )
+    pairs = any(
+        {tower_of(v) for views in o.needs().values() for v in views} >= {"image", "text"}
+        for o in recipe.active().values()
+    )
+    return skipped or not pairs
+
+
 def wrap(pretrainer, device: torch.device, compile: bool, find_unused: bool | None) -> torch.nn.Module:
     """The training forward, compiled when asked and wrapped in DDP with several ranks.
 
-    DDP must be told about parameters that get no gradient in a step: those of objectives with weight
-    0 (skipped, but still in the module). Frozen parameters (``requires_grad=False``) need nothing.
+    DDP must be told when parameters may get no gradient in a step (see :func:`may_leave_unused`).
     """
     forward = TrainForward(pretrainer)
     if dist.world_size() > 1:
         if find_unused is None:
-            recipe = pretrainer.recipe
-            find_unused = any(
-                p.requires_grad
-                for name, o in recipe.objectives.items()
-                if recipe.weights[name] == 0
-                for p in o.parameters()
-            )
+            find_unused = may_leave_unused(pretrainer.recipe)
         forward = torch.nn.parallel.DistributedDataParallel(
             forward,
             device_ids=[device.index] if device.type == "cuda" else None,
