@@ -49,6 +49,7 @@ RECIPES = {  # label -> (recipe, overrides, stage of a staged recipe or None)
     "nclip": ("nclip", [], None),
     "xclip": ("xclip", [], None),
     "clip_mae_d64": ("clip_mae", ["objectives.mae.decoder_width=64"], None),  # decoder for micro-vit-32
+    "lit_effnet": ("lit", ["model.name=effnet-lite0-text"], None),  # lit's own tower whatever --model says
 }
 DEFAULT = ["clip", "simclr", "slip", "slip_pd50", "declip", "nclip", "xclip"]
 
