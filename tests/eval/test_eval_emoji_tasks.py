@@ -87,3 +87,18 @@ def test_retrieval_task_positives_and_images(emoji_corpus, rows):
     assert task.positives.sum() == 40 and task.positives.dtype == torch.bool
     image = task.images[0]
     assert image.mode == "RGB" and len(task.images) == 40
+
+
+def test_image_retrieval_queries_find_the_other_styles_drawings_of_their_caption(emoji_corpus, rows):
+    twemoji, openmoji = rows["twemoji"][:300], rows["openmoji"][:200]
+    task = et.image_retrieval_task(emoji_corpus, "twemoji", twemoji, "openmoji", openmoji)
+    gallery_captions = [row["caption"] for row in openmoji]
+    # queries: exactly the Twemoji images with a drawing of their caption in the gallery
+    assert task.query_index == [i for i, row in enumerate(twemoji) if row["caption"] in gallery_captions]
+    assert 0 < len(task.query_index) < 300 and task.positives.shape == (len(task.query_index), 200)
+    for q, i in enumerate(task.query_index):
+        caption = twemoji[i]["caption"]
+        assert task.query_names[q] == caption
+        assert task.positives[q].tolist() == [c == caption for c in gallery_captions]
+    assert (task.query_set, task.gallery_set) == ("emoji/twemoji", "emoji/openmoji")
+    assert len(task.query_images) == 300 and len(task.gallery_images) == 200  # whole collections

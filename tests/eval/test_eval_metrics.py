@@ -1,3 +1,4 @@
+import itertools
 import math
 import random
 
@@ -5,11 +6,15 @@ import pytest
 import torch
 
 from synclip.eval.metrics import (
+    average_precision,
+    chance_average_precision,
     chance_mean_per_class_recall,
     chance_recall_at_k,
     chance_top_k,
     classification_chance,
     classification_metrics,
+    image_retrieval_chance,
+    image_retrieval_metrics,
     retrieval_chance,
     retrieval_metrics,
 )
@@ -128,3 +133,54 @@ def test_classification_chance_matches_monte_carlo():
     trials = [classification_metrics(torch.rand(len(labels), 12, generator=gen), labels) for _ in range(1000)]
     for key, value in classification_chance(12).items():
         assert sum(t[key] for t in trials) / len(trials) == pytest.approx(value, abs=0.01), key
+
+
+def test_average_precision_on_hand_computed_rankings():
+    scores = torch.tensor(
+        [
+            [0.9, 0.8, 0.7, 0.6],  # positives at ranks 2 and 4: (1/2 + 2/4) / 2
+            [0.1, 0.2, 0.3, 0.4],  # ranked 3, 2, 1, 0; positive 3 at rank 1
+            [0.5, 0.5, 0.5, 0.5],  # ties keep column order: positive 2 at rank 3
+        ]
+    )
+    positives = torch.tensor(
+        [[False, True, False, True], [False, False, False, True], [False, False, True, False]]
+    )
+    assert average_precision(scores, positives).tolist() == pytest.approx([0.5, 1.0, 1 / 3])
+    m = image_retrieval_metrics(scores[:2], positives[:2], ks=(1, 2))  # no ties: top-k is unambiguous
+    assert m["mAP"] == pytest.approx((0.5 + 1.0) / 2)
+    assert m["image_to_image_R@1"] == pytest.approx(1 / 2) and m["image_to_image_R@2"] == 1.0
+
+
+def test_image_retrieval_needs_a_positive_per_query_but_not_per_gallery_image():
+    distractor = torch.tensor([[True, False, False]])  # gallery images 1 and 2 match no query
+    assert image_retrieval_metrics(torch.tensor([[0.1, 0.9, 0.0]]), distractor, ks=(1,))["mAP"] == 0.5
+    with pytest.raises(ValueError, match="every query image needs at least one positive"):
+        image_retrieval_metrics(torch.rand(2, 3), torch.tensor([[True, False, False], [False] * 3]))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 6])
+def test_chance_average_precision_is_the_mean_over_every_ranking(n):
+    for p in range(1, n + 1):
+        positives = torch.tensor([[i < p for i in range(n)]])  # (1, n)
+        aps = [
+            average_precision(torch.tensor([list(order)], dtype=torch.float32), positives).item()
+            for order in itertools.permutations(range(n))
+        ]
+        assert chance_average_precision(n, p) == pytest.approx(sum(aps) / len(aps), rel=1e-6), (n, p)
+    assert chance_average_precision(3953, 1) == pytest.approx(sum(1 / r for r in range(1, 3954)) / 3953)
+    with pytest.raises(ValueError):
+        chance_average_precision(3, 0)
+
+
+def test_image_retrieval_chance_matches_monte_carlo():
+    positives = torch.zeros(5, 12, dtype=torch.bool)
+    for q in range(5):
+        positives[q, q : q + q % 3 + 1] = True  # 1-3 positives per query, some gallery images unmatched
+    exact = image_retrieval_chance(positives, ks=(1, 5))
+    gen = torch.Generator().manual_seed(0)
+    trials = [
+        image_retrieval_metrics(torch.rand(5, 12, generator=gen), positives, (1, 5)) for _ in range(4000)
+    ]
+    for key, value in exact.items():
+        assert sum(t[key] for t in trials) / len(trials) == pytest.approx(value, abs=0.015), key

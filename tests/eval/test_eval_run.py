@@ -5,6 +5,7 @@ import pytest
 from counting import CountingModel
 from synclip.eval import fashion_mnist as fm
 from synclip.eval import run
+from synclip.eval.baselines import PixelModel
 from synclip.eval.run import evaluate, format_table, write_eval_json
 
 
@@ -40,6 +41,41 @@ def test_evaluate_emoji_tasks_encodes_each_image_set_once(clip_model, preprocess
     assert "| retrieval/twemoji | text_to_image_R@5 |" in table
     assert "| category/twemoji | top5 |" in table
     assert format_table(result, tasks=["retrieval/twemoji"]).count("\n") == 1 + 6
+
+
+def test_image_retrieval_scores_pixel_similarity_across_styles(preprocess, emoji_corpus, tmp_path):
+    """Twemoji and OpenMoji drawings of one emoji share colours and layout (flags, keycaps, coloured
+    shapes), so even raw pixels retrieve the other style's drawing far above chance; the task reuses
+    the two styles' features and draws its grid with the query image in front."""
+    model = CountingModel(PixelModel())
+    result = evaluate(
+        model,
+        preprocess,
+        None,
+        tasks=["image_retrieval"],
+        corpus_dir=emoji_corpus,
+        limit=400,
+        plots_dir=tmp_path,
+    )
+    assert model.seen["images"] == 2 * 400  # both styles, each encoded once
+    entry = result["tasks"]["image_retrieval/twemoji_to_openmoji"]
+    assert entry["kind"] == "image_retrieval" and entry["templates"] is None
+    assert (
+        set(entry["metrics"])
+        == set(entry["chance"])
+        == {
+            "image_to_image_R@1",
+            "image_to_image_R@5",
+            "image_to_image_R@10",
+            "mAP",
+        }
+    )
+    assert entry["data"]["n_gallery"] == 400 and 300 < entry["data"]["n_queries"] <= 400
+    assert entry["chance"]["mAP"] < 0.02
+    assert entry["metrics"]["mAP"] > 5 * entry["chance"]["mAP"]
+    assert entry["metrics"]["image_to_image_R@10"] > 5 * entry["chance"]["image_to_image_R@10"]
+    (plot,) = result["plots"]["image_retrieval/twemoji_to_openmoji"]
+    assert plot.endswith("retrieval_grid_image_retrieval_twemoji_to_openmoji.png")
 
 
 def test_unknown_task_is_an_error(clip_model, preprocess, tokenize):

@@ -1,5 +1,6 @@
-"""Evaluation as the papers do it: zero-shot with prompt ensembles, Recall@k, linear probes and kNN
-on frozen features, end-to-end fine-tuning, exact chance levels."""
+"""Evaluation as the papers do it: zero-shot with prompt ensembles, text-image and image-image
+retrieval (Recall@k, mAP), linear probes and kNN on frozen features, end-to-end fine-tuning, exact
+chance levels."""
 
 from synclip.eval.features import encode_images, encode_texts
 from synclip.eval.finetune import finetune
@@ -8,6 +9,8 @@ from synclip.eval.linear_probe import linear_probe
 from synclip.eval.metrics import (
     classification_chance,
     classification_metrics,
+    image_retrieval_chance,
+    image_retrieval_metrics,
     retrieval_chance,
     retrieval_metrics,
 )
@@ -27,6 +30,8 @@ __all__ = [
     "finetune",
     "format_table",
     "get_templates",
+    "image_retrieval_chance",
+    "image_retrieval_metrics",
     "knn_classify",
     "linear_probe",
     "resolve_templates",

@@ -9,6 +9,9 @@ What the captions (CLDR English names) can teach decides what a task can show:
   an image is labelled with the one class noun its caption contains.
 - ``retrieval``: unique captions <-> images, in the training style (Twemoji) or across styles
   (OpenMoji art, same captions): Recall@1/5/10 both ways, with every image of a caption positive.
+- ``image_retrieval``: image -> image across styles, no text involved: a Twemoji image ranks the
+  OpenMoji images, and the OpenMoji drawings of its caption are its positives (instance retrieval, as
+  GPR1200 for MOFI). It measures the image tower alone.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from synclip.eval.task_data import Classification, ImageFiles, Retrieval
+from synclip.eval.task_data import Classification, ImageFiles, ImageRetrieval, Retrieval
 
 STYLES = ("twemoji", "openmoji")
 
@@ -154,5 +157,38 @@ def retrieval_task(corpus: Path, style: str, rows: list[dict]) -> Retrieval:
             "images": style,
             "n_texts": len(captions),
             "n_images": len(rows),
+        },
+    )
+
+
+def image_retrieval_task(
+    corpus: Path, query_style: str, query_rows: list[dict], gallery_style: str, gallery_rows: list[dict]
+) -> ImageRetrieval:
+    """Images of ``query_style`` rank all images of ``gallery_style``; equal captions are positives.
+
+    Queries are the query-style images whose caption has a drawing in the gallery (the others have
+    nothing to find); every gallery image stays in the gallery, a distractor when no query shares it.
+    """
+    gallery_by_caption: dict[str, list[int]] = defaultdict(list)
+    for g, row in enumerate(gallery_rows):
+        gallery_by_caption[row["caption"]].append(g)
+    query_index = [i for i, row in enumerate(query_rows) if row["caption"] in gallery_by_caption]
+    positives = torch.zeros(len(query_index), len(gallery_rows), dtype=torch.bool)  # (Q, G)
+    for q, i in enumerate(query_index):
+        positives[q, gallery_by_caption[query_rows[i]["caption"]]] = True
+    return ImageRetrieval(
+        query_set=f"emoji/{query_style}",
+        query_images=style_images(corpus, query_rows),
+        query_index=query_index,
+        gallery_set=f"emoji/{gallery_style}",
+        gallery_images=style_images(corpus, gallery_rows),
+        positives=positives,
+        query_names=[query_rows[i]["caption"] for i in query_index],
+        data={
+            "queries": str(Path(corpus) / f"{query_style}.tsv"),
+            "gallery": str(Path(corpus) / f"{gallery_style}.tsv"),
+            "positives": "gallery images with the query's caption",
+            "n_queries": len(query_index),
+            "n_gallery": len(gallery_rows),
         },
     )

@@ -8,9 +8,15 @@ Retrieval follows the CLIP paper (Radford et al. 2021, Table 13) as CLIP_benchma
 (``zeroshot_retrieval.py``): a query is a hit at k when *at least one* of its positives is among its
 top k, so several captions per image and several images per caption are both handled.
 
+Image-to-image retrieval (a query image ranks a gallery of images, as in instance-retrieval
+benchmarks such as GPR1200, which MOFI reports; Wu et al. 2023, https://arxiv.org/abs/2306.07952)
+reports the same Recall@k and mean average precision: a query's AP is the mean, over its positives,
+of the precision at each positive's rank; mAP averages AP over the queries.
+
 Chance levels are the expected metric of a model that ranks uniformly at random: k/C for top-k,
-1/C for mean per-class recall, and for Recall@k the hypergeometric
-``1 - C(n - p, k) / C(n, k)`` (n candidates, p of them positive) averaged over the queries.
+1/C for mean per-class recall, for Recall@k the hypergeometric ``1 - C(n - p, k) / C(n, k)``
+(n candidates, p of them positive), and for AP ``(H_n + (p - 1) / (n - 1) * (n - H_n)) / n``
+(H_n the n-th harmonic number; see :func:`chance_average_precision`), each averaged over the queries.
 """
 
 from __future__ import annotations
@@ -102,4 +108,60 @@ def retrieval_chance(positives: torch.Tensor, ks: Sequence[int] = KS) -> dict[st
     per_image = positives.sum(dim=0).tolist()  # (I,) positives of each image query
     out = {f"text_to_image_R@{k}": sum(chance_recall_at_k(i, p, k) for p in per_text) / t for k in ks}
     out.update({f"image_to_text_R@{k}": sum(chance_recall_at_k(t, p, k) for p in per_image) / i for k in ks})
+    return out
+
+
+def average_precision(scores: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """AP of every query row: the mean, over its positive columns, of the precision at their ranks.
+
+    ``scores`` (Q, G), ``positives`` (Q, G) bool; every row needs a positive. Ties keep column order.
+    Returns (Q,) float32.
+    """
+    order = scores.argsort(dim=1, descending=True, stable=True)  # (Q, G) columns, best first
+    hits = positives.gather(1, order).float()  # (Q, G) 1 where rank r holds a positive
+    ranks = torch.arange(1, scores.shape[1] + 1, dtype=torch.float32)  # (G,)
+    precision = hits.cumsum(dim=1) / ranks  # (Q, G) precision at each rank
+    return (precision * hits).sum(dim=1) / hits.sum(dim=1)
+
+
+def image_retrieval_metrics(
+    scores: torch.Tensor, positives: torch.Tensor, ks: Sequence[int] = KS
+) -> dict[str, float]:
+    """Recall@k ("at least one positive in the top k") and mAP of query images over a gallery.
+
+    ``scores`` (Q, G): similarity of every query image to every gallery image. ``positives`` (Q, G)
+    bool. Every query needs a positive; gallery images without one are distractors.
+    """
+    scores, positives = scores.detach().float().cpu(), positives.bool().cpu()
+    if scores.shape != positives.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and positives {tuple(positives.shape)} differ")
+    if not positives.any(dim=1).all():
+        raise ValueError("every query image needs at least one positive in the gallery")
+    out = {f"image_to_image_R@{k}": _hit_rate(scores, positives, k) for k in ks}
+    out["mAP"] = average_precision(scores, positives).mean().item()
+    return out
+
+
+def chance_average_precision(n: int, p: int) -> float:
+    """Expected AP of a uniformly random ranking of ``n`` candidates, ``p`` of them positive.
+
+    A positive lands at rank r with probability 1/n, and the other p - 1 positives fill
+    (p - 1)(r - 1)/(n - 1) of the r - 1 ranks above it in expectation, so its expected precision is
+    (1 + (p - 1)(r - 1)/(n - 1)) / r; averaging over r gives ``(H_n + (p - 1)/(n - 1) (n - H_n)) / n``.
+    """
+    if not 1 <= p <= n:
+        raise ValueError(f"need 1 <= p <= n, got n={n}, p={p}")
+    if n == 1:
+        return 1.0
+    harmonic = sum(1.0 / r for r in range(1, n + 1))
+    return (harmonic + (p - 1) / (n - 1) * (n - harmonic)) / n
+
+
+def image_retrieval_chance(positives: torch.Tensor, ks: Sequence[int] = KS) -> dict[str, float]:
+    """Chance level of each :func:`image_retrieval_metrics` key, averaged over the queries."""
+    positives = positives.bool().cpu()
+    q, g = positives.shape
+    per_query = positives.sum(dim=1).tolist()  # (Q,) positives of each query
+    out = {f"image_to_image_R@{k}": sum(chance_recall_at_k(g, p, k) for p in per_query) / q for k in ks}
+    out["mAP"] = sum(chance_average_precision(g, p) for p in per_query) / q
     return out

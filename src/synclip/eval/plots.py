@@ -3,7 +3,8 @@
 - Confusion matrix: rows are true classes, columns predicted classes (top-1 of the prompt-ensemble
   logits), each row divided by its class's image count, so the diagonal is per-class recall.
 - Retrieval grid: a few text queries spread evenly over the captions, each with its top-5 images by
-  cosine similarity (CLIP's qualitative retrieval figures), a green frame on a true match, red otherwise.
+  cosine similarity (CLIP's qualitative retrieval figures), a green frame on a true match, red otherwise;
+  for image-to-image retrieval each row starts with the query image.
 
 Both are PNGs drawn with matplotlib's Agg backend.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 
 from synclip.eval.features import _as_image
-from synclip.eval.task_data import spread
+from synclip.eval.task_data import Subset, spread
 
 MAX_TICK_LABELS = 40  # more classes than this: the matrix is drawn without class names
 
@@ -74,31 +75,39 @@ def plot_retrieval_grid(
     title: str,
     n_queries: int = 6,
     k: int = 5,
+    query_images: Sequence | None = None,
 ) -> Path:
-    """One row per query caption (``n_queries`` spread evenly over ``captions``): its top-``k`` images.
+    """One row per query (``n_queries`` spread evenly over ``captions``): its top-``k`` images.
 
-    ``scores`` and ``positives`` are (T, I); ``images[i]`` is a PIL image or a dataset item holding one.
+    ``scores`` and ``positives`` are (Q, I), ``captions[q]`` titles query q; ``images[i]`` is a PIL
+    image or a dataset item holding one. With ``query_images`` (image-to-image retrieval), each row
+    starts with the query image itself, framed grey.
     """
     plt = _pyplot()
     queries = spread(len(captions), n_queries)
-    chosen = top_k_images(scores, queries, k)  # (Q, k)
-    rows, cols = chosen.shape
+    chosen = top_k_images(scores, queries, k)  # (n_queries, k)
+    lead = 0 if query_images is None else 1  # a column for the query image
+    rows, cols = chosen.shape[0], chosen.shape[1] + lead
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
     for row, (t, picks) in enumerate(zip(queries, chosen.tolist())):
-        for col, i in enumerate(picks):
+        cells = ([(query_images[t], None)] if lead else []) + [(images[i], i) for i in picks]
+        for col, (image, i) in enumerate(cells):
             ax = axes[row][col]
-            ax.imshow(_as_image(images[i]))
+            ax.imshow(_as_image(image))
             ax.set_xticks([])
             ax.set_yticks([])
-            hit = bool(positives[t, i])
+            colour = "tab:gray" if i is None else ("tab:green" if bool(positives[t, i]) else "tab:red")
             for spine in ax.spines.values():
-                spine.set_edgecolor("tab:green" if hit else "tab:red")
+                spine.set_edgecolor(colour)
                 spine.set_linewidth(3)
-            ax.set_xlabel(f"{scores[t, i].item():.2f}", fontsize=7)
+            ax.set_xlabel("query" if i is None else f"{scores[t, i].item():.2f}", fontsize=7)
             if col == 0:
                 caption = captions[t] if len(captions[t]) <= 40 else captions[t][:37] + "..."
                 ax.set_title(f"“{caption}”", fontsize=8, loc="left")
-    fig.suptitle(f"{title}: top-{cols} images per text (green: a true match)", fontsize=10)
+    what = "images" if lead else "texts"
+    fig.suptitle(
+        f"{title}: top-{chosen.shape[1]} images per query {what[:-1]} (green: a true match)", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -111,9 +120,10 @@ def plot_name(kind: str, task: str) -> str:
 
 
 def task_plots(evaluator, name: str, task, out_dir: str | Path) -> list[Path]:
-    """Draw a task's picture into ``out_dir`` with the features ``evaluator`` (run.Evaluator) has
-    cached: a confusion matrix for zero-shot classification, a retrieval grid for retrieval."""
-    from synclip.eval.task_data import Classification, Retrieval
+    """Draw a task's picture into ``out_dir`` with the features ``evaluator`` (evaluator.Evaluator) has
+    cached: a confusion matrix for zero-shot classification, a retrieval grid for retrieval (text or
+    image queries)."""
+    from synclip.eval.task_data import Classification, ImageRetrieval, Retrieval
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,4 +134,19 @@ def task_plots(evaluator, name: str, task, out_dir: str | Path) -> list[Path]:
         scores = evaluator.retrieval_scores(task)  # (T, I)
         path = out_dir / plot_name("retrieval_grid", name)
         return [plot_retrieval_grid(task.images, task.captions, scores, task.positives, path, name)]
+    if isinstance(task, ImageRetrieval):
+        scores = evaluator.image_retrieval_scores(task)  # (Q, G)
+        path = out_dir / plot_name("retrieval_grid", name)
+        queries = Subset(task.query_images, task.query_index)  # read lazily: only plotted rows load
+        return [
+            plot_retrieval_grid(
+                task.gallery_images,
+                task.query_names,
+                scores,
+                task.positives,
+                path,
+                name,
+                query_images=queries,
+            )
+        ]
     return []

@@ -12,8 +12,17 @@ import math
 import os
 from pathlib import Path
 
-# The metrics shown per task kind: zero-shot and probes by top-1, retrieval by Recall@1 and @5.
-HEADLINE = ("top1", "text_to_image_R@1", "text_to_image_R@5", "image_to_text_R@1", "image_to_text_R@5")
+# The metrics shown per task kind: zero-shot and probes by top-1, retrieval by Recall@1 and @5,
+# image-to-image retrieval by Recall@1 and mAP.
+HEADLINE = (
+    "top1",
+    "text_to_image_R@1",
+    "text_to_image_R@5",
+    "image_to_text_R@1",
+    "image_to_text_R@5",
+    "image_to_image_R@1",
+    "mAP",
+)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

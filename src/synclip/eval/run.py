@@ -21,12 +21,10 @@ features of identical caption lists and classifiers of identical (classes, templ
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
 import warnings
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -37,20 +35,10 @@ from synclip.eval import emoji_tasks as et
 from synclip.eval import fashion_mnist as fm
 from synclip.eval import labelled_tasks as lt
 from synclip.eval import user_data as ud
-from synclip.eval.features import encode_images, encode_texts
-from synclip.eval.finetune import finetune
-from synclip.eval.knn import knn_classify
-from synclip.eval.linear_probe import linear_probe
-from synclip.eval.metrics import (
-    classification_chance,
-    classification_metrics,
-    retrieval_chance,
-    retrieval_metrics,
-)
+from synclip.eval.evaluator import Evaluator, Task
 from synclip.eval.plots import task_plots
-from synclip.eval.task_data import Classification, Probe, Retrieval, TaskSkipped
+from synclip.eval.task_data import Classification, ImageRetrieval, Probe, Retrieval, TaskSkipped
 from synclip.eval.templates import resolve_templates
-from synclip.eval.zero_shot import build_classifier, zero_shot_logits
 
 
 class Sources:
@@ -103,9 +91,6 @@ class Sources:
         return self._rows[style]
 
 
-Task = Classification | Retrieval | Probe | ch.HeadClassification
-
-
 def _per_style(build: Callable[[Path, str, list[dict]], Classification | Retrieval], prefix: str):
     return lambda src: {f"{prefix}/{s}": build(src.corpus, s, src.rows(s)) for s in et.STYLES}
 
@@ -121,6 +106,11 @@ TASKS: dict[str, Callable[[Sources], dict[str, Task]]] = {
     "cross_style": lambda src: {
         "retrieval/openmoji": et.retrieval_task(src.corpus, "openmoji", src.rows("openmoji"))
     },
+    "image_retrieval": lambda src: {
+        "image_retrieval/twemoji_to_openmoji": et.image_retrieval_task(
+            src.corpus, "twemoji", src.rows("twemoji"), "openmoji", src.rows("openmoji")
+        )
+    },
     "fashion_mnist": lambda src: {"fashion_mnist": fm.fashion_mnist_task(src.limit)},
     "classifier": lambda src: ch.head_tasks(src.limit),
     "linear_probe": lambda src: {"linear_probe/fashion_mnist": fm.probe_task("lbfgs", src.limit)},
@@ -133,167 +123,7 @@ TASKS: dict[str, Callable[[Sources], dict[str, Task]]] = {
     "image_folder": lambda src: ud.image_folder_tasks(src.image_folder, src.class_names, limit=src.limit),
     "csv": lambda src: ud.csv_task(src.csv, *src.csv_keys, limit=src.limit),
 }
-EMOJI_TASKS = ["category", "subcategory", "head_noun", "retrieval", "cross_style"]
-
-
-class Evaluator:
-    """A model with caches: image features per image set, text features per text list, classifiers.
-
-    With ``feature_cache`` (a folder that belongs to one checkpoint), image features are also kept on
-    disk, one file per (image set, number of images, preprocessing), so evaluating the same checkpoint
-    again, with other tasks or templates, encodes nothing twice.
-    """
-
-    def __init__(
-        self,
-        model,
-        preprocess,
-        tokenizer,
-        device="cpu",
-        batch_size: int = 256,
-        feature_cache: str | Path | None = None,
-    ):
-        self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
-        self.device, self.batch_size = device, batch_size
-        self.feature_cache = Path(feature_cache) if feature_cache is not None else None
-        self._images: dict[str, torch.Tensor] = {}
-        self._texts: dict[tuple[str, ...], torch.Tensor] = {}
-        self._classifiers: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
-
-    def image_features(self, image_set: str, images: Sequence) -> torch.Tensor:
-        if image_set not in self._images:  # (I, D)
-            path = self._cache_path(image_set, len(images))
-            if path is not None and path.is_file():
-                self._images[image_set] = torch.load(path, weights_only=True)
-            else:
-                features = encode_images(self.model, images, self.preprocess, self.device, self.batch_size)
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                    torch.save(features, tmp)
-                    os.replace(tmp, path)
-                self._images[image_set] = features
-        return self._images[image_set]
-
-    def _cache_path(self, image_set: str, n: int) -> Path | None:
-        if self.feature_cache is None:
-            return None
-        key = hashlib.sha256(f"{image_set}|{n}|{self.preprocess!r}".encode()).hexdigest()[:24]
-        return self.feature_cache / f"{key}.pt"
-
-    def text_features(self, texts: Sequence[str]) -> torch.Tensor:
-        key = tuple(texts)
-        if key not in self._texts:  # (T, D)
-            self._texts[key] = encode_texts(self.model, self.tokenizer, key, self.device, self.batch_size)
-        return self._texts[key]
-
-    def classifier(self, class_names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
-        key = (tuple(class_names), tuple(templates))
-        if key not in self._classifiers:  # (D, C)
-            self._classifiers[key] = build_classifier(
-                self.model, self.tokenizer, class_names, templates, self.device, self.batch_size
-            )
-        return self._classifiers[key]
-
-    def zero_shot_logits(self, task: Classification) -> torch.Tensor:
-        """(N, C) prompt-ensemble logits of the task's images."""
-        features = self.image_features(task.image_set, task.images)[task.index]  # (N, D)
-        return zero_shot_logits(
-            features, self.classifier(task.class_names, resolve_templates(task.templates)[1])
-        )
-
-    def retrieval_scores(self, task: Retrieval) -> torch.Tensor:
-        """(T, I) cosine similarity of every caption to every image."""
-        images = self.image_features(task.image_set, task.images)  # (I, D)
-        return self.text_features(task.captions) @ images.T  # (T, I)
-
-    def zero_shot(self, task: Classification) -> dict:
-        template_set, templates = resolve_templates(task.templates)
-        logits = self.zero_shot_logits(task)  # (N, C)
-        return {
-            "kind": "zero_shot",
-            "metrics": classification_metrics(logits, torch.tensor(task.labels)),
-            "chance": classification_chance(len(task.class_names)),
-            "templates": {"set": template_set, "templates": templates},
-            "classes": list(task.class_names),
-            # top-1 of always answering the most frequent class: read top-1 on imbalanced tasks against it
-            "data": {**task.data, "majority_top1": max(Counter(task.labels).values()) / len(task.labels)},
-        }
-
-    def retrieval(self, task: Retrieval) -> dict:
-        return {
-            "kind": "retrieval",
-            "metrics": retrieval_metrics(self.retrieval_scores(task), task.positives),
-            "chance": retrieval_chance(task.positives),
-            "templates": None,  # captions are used as written
-            "data": task.data,
-        }
-
-    def probe(self, task: Probe) -> dict:
-        train = self.image_features(task.train_set, task.train_images)  # (N_train, D)
-        test = self.image_features(task.test_set, task.test_images)  # (N_test, D)
-        if task.train_index is not None:
-            train = train[task.train_index]
-        if task.test_index is not None:
-            test = test[task.test_index]
-        c = len(task.class_names)
-        if task.protocol == "knn":
-            out = knn_classify(train, task.train_labels, test, task.test_labels, c, **task.options)
-        else:
-            out = linear_probe(
-                train, task.train_labels, test, task.test_labels, c, protocol=task.protocol, **task.options
-            )
-        return {
-            "kind": "knn" if task.protocol == "knn" else "linear_probe",
-            "metrics": out["metrics"],
-            "chance": classification_chance(c),
-            "templates": None,  # no prompts: a classifier fitted on image features
-            "probe": {"chosen": out["chosen"], "settings": out["settings"], "sweep": out.get("sweep")},
-            "classes": list(task.class_names),
-            "data": {
-                **task.data,
-                "majority_top1": max(Counter(task.test_labels).values()) / len(task.test_labels),
-            },
-        }
-
-    def finetune(self, task: Probe) -> dict:
-        """End-to-end fine-tuning of a copy of the image tower with a linear head (synclip.eval.finetune)."""
-        c = len(task.class_names)
-        out = finetune(
-            self.model,
-            self.preprocess,
-            task.train_images,
-            task.train_labels,
-            task.test_images,
-            task.test_labels,
-            c,
-            device=self.device,
-            **task.options,
-        )
-        return {
-            "kind": "finetune",
-            "metrics": out["metrics"],
-            "chance": classification_chance(c),
-            "templates": None,
-            "finetune": {"settings": out["settings"], "history": out["history"]},
-            "classes": list(task.class_names),
-            "data": {
-                **task.data,
-                "majority_top1": max(Counter(task.test_labels).values()) / len(task.test_labels),
-            },
-        }
-
-    def classifier_head(self, task: ch.HeadClassification) -> dict:
-        """The model's trained classification head on a labelled set (:mod:`synclip.eval.classifier_head`);
-        raises TaskSkipped when the model has no head that knows every class of the set."""
-        return ch.head_result(task, getattr(self.model, "classifiers", None) or {}, self.image_features)
-
-    def run(self, task: Task) -> dict:
-        if isinstance(task, ch.HeadClassification):
-            return self.classifier_head(task)
-        if isinstance(task, Probe):
-            return self.finetune(task) if task.protocol == "finetune" else self.probe(task)
-        return self.zero_shot(task) if isinstance(task, Classification) else self.retrieval(task)
+EMOJI_TASKS = ["category", "subcategory", "head_noun", "retrieval", "cross_style", "image_retrieval"]
 
 
 def default_tasks() -> tuple[list[str], dict[str, str]]:
@@ -376,6 +206,9 @@ def evaluate(
         for key, task in task_data.items():
             if isinstance(task, Classification) and not task.index:
                 result["skipped"][key] = "no labelled images (is limit too small?)"
+                continue
+            if isinstance(task, ImageRetrieval) and not task.query_index:
+                result["skipped"][key] = "no query image has a positive in the gallery (is limit too small?)"
                 continue
             if isinstance(task, Classification) and templates is not None:
                 task = dataclasses.replace(task, templates=templates)

@@ -72,6 +72,24 @@ class Retrieval:
 
 
 @dataclass
+class ImageRetrieval:
+    """Image -> image retrieval: each query image ranks every image of the gallery collection.
+
+    Both collections are encoded whole under their cache keys (so the features are shared with the
+    other tasks on them); ``query_index`` picks the queries among ``query_images``.
+    """
+
+    query_set: str  # cache key of the query collection, e.g. "emoji/twemoji"
+    query_images: Sequence
+    query_index: list[int]  # (Q,) positions of the queries in query_images
+    gallery_set: str  # cache key of the gallery collection, e.g. "emoji/openmoji"
+    gallery_images: Sequence
+    positives: torch.Tensor  # (Q, G) bool: gallery image g shows what query q shows
+    query_names: list[str]  # (Q,) what each query shows (its caption), for plots
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
 class Probe:
     """A classifier fitted on frozen features of ``train_images``, scored on ``test_images``.
 
