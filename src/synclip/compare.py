@@ -3,7 +3,8 @@
 Every entry trains with the same model, data, epochs and batch unless its own overrides say
 otherwise (``--set-for``), for each seed, and is evaluated on the same tasks. A finished
 (entry, seed), one whose ``eval.json`` exists, is not trained again, so an interrupted comparison
-resumes where it stopped; an unfinished one resumes from its last checkpoint. Existing checkpoints
+resumes where it stopped; an unfinished one resumes from its last checkpoint. A finished run asked for
+other tasks or another ``limit`` is evaluated again, not retrained, and keeps its training wall-clock. Existing checkpoints
 can be compared as they are (``--checkpoints``). The report folder gets ``results.json``,
 ``results.md`` (mean and standard deviation over seeds) and ``results.png`` (a bar chart).
 """
@@ -45,32 +46,41 @@ def run_entry(
     run_dir = runs_dir / name
     eval_path = run_dir / "eval.json"
     record_path = run_dir / "compare.json"
+    asked = {"tasks": tasks, "limit": limit}
     if eval_path.exists() and record_path.exists():
-        return json.loads(record_path.read_text())
-    overrides = [
-        *shared,
-        *entry.overrides,
-        f"train.seed={seed}",
-        f"train.out_dir={runs_dir}",
-        f"train.name={name}",
-        "train.resume=auto",
-        "eval.at_end=false",
-    ]
-    cfg = load_config(entry.recipe, overrides)
-    start = time.perf_counter()
-    train(cfg)
-    train_seconds = time.perf_counter() - start
+        record = json.loads(record_path.read_text())
+        if record.get("eval") == asked:
+            return record
+        train_seconds = record["train_seconds"]  # trained before: evaluate again, do not retrain
+        overrides = record["overrides"]
+    else:
+        overrides = [
+            *shared,
+            *entry.overrides,
+            f"train.seed={seed}",
+            f"train.out_dir={runs_dir}",
+            f"train.name={name}",
+            "train.resume=auto",
+            "eval.at_end=false",
+        ]
+        cfg = load_config(entry.recipe, overrides)
+        start = time.perf_counter()
+        train(cfg)
+        train_seconds = round(time.perf_counter() - start, 1)
     result = evaluate_checkpoint(run_dir / "checkpoint.pt", tasks=tasks, limit=limit)["result"]
     record = {
         "label": entry.label,
         "recipe": entry.recipe,
         "seed": seed,
         "overrides": overrides,
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": train_seconds,
         "run_dir": str(run_dir),
+        "eval": asked,
         "tasks": {k: {"metrics": v["metrics"], "chance": v["chance"]} for k, v in result["tasks"].items()},
     }
-    record_path.write_text(json.dumps(record, indent=2))
+    tmp = record_path.with_name(f".{record_path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(record_path)
     return record
 
 

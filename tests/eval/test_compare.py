@@ -84,6 +84,20 @@ def test_compare_trains_evaluates_reports_and_resumes(emoji_subset, emoji_corpus
     again = json.loads((out / "results.json").read_text())
     assert again["records"] == report["records"]
 
+    # other tasks: the finished runs are evaluated again, still not retrained, wall-clock kept
+    wider = [
+        *args[: args.index("--tasks") + 1],
+        "retrieval",
+        "image_retrieval",
+        *args[args.index("--limit") :],
+    ]
+    assert main(wider) == 0
+    widened = json.loads((out / "results.json").read_text())["records"]
+    for old, new in zip(report["records"], widened):
+        assert new["train_seconds"] == old["train_seconds"] and new["overrides"] == old["overrides"]
+        assert set(new["tasks"]) == {*old["tasks"], "image_retrieval/twemoji_to_openmoji"}
+        assert new["eval"] == {"tasks": ["retrieval", "image_retrieval"], "limit": 64}
+
     # an existing checkpoint joins the table under its folder's name
     monkeypatch.undo()
     ckpt = out / "runs" / "clip-s0" / "checkpoint.pt"
