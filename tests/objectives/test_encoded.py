@@ -73,6 +73,18 @@ def test_recipe_prefetches_slip_views_in_one_image_call(micro_model):
     assert sorted(c for c in counting.calls if c[0] == "image") == [("image", 4, 0.0), ("image", 8, 0.5)]
 
 
+def test_clip_can_drop_patches_of_its_own_view_only(micro_model):
+    """FLIP masking inside a mix: SLIP with 50% patch dropout on the CLIP view, full SimCLR crops."""
+    counting = CountingModel(micro_model)
+    options = {"clip": {"patch_dropout": 0.5}, "simclr": {"mlp_dim": 32, "embed_dim": 16}}
+    out = Pretrainer(counting, Recipe(micro_model, options)).train()(_batch(micro_model))
+    assert sorted(c for c in counting.calls if c[0] == "image") == [("image", 4, 0.5), ("image", 8, 0.0)]
+    assert torch.isfinite(out["loss"])
+    counting.calls.clear()
+    Pretrainer(counting, Recipe(micro_model, options)).eval()(_batch(micro_model))
+    assert [c for c in counting.calls if c[0] == "image"] == [("image", 12, 0.0)]  # evaluation: all patches
+
+
 def test_patch_dropout_keeps_cls_and_half_the_patches(micro_model):
     x = torch.arange(2 * 17 * 3, dtype=torch.float32).reshape(2, 17, 3)
     y = drop_patches(x, 0.5)

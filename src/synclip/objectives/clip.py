@@ -3,6 +3,9 @@
 - [0] Radford et al., Learning Transferable Visual Models From Natural Language Supervision, 2021,
   https://arxiv.org/abs/2103.00020: learnable temperature initialised to 0.07 (logit scale 1/0.07),
   "clipped to prevent scaling the logits by more than 100".
+- [1] Li et al., Scaling Language-Image Pre-training via Masking (FLIP), 2023,
+  https://arxiv.org/abs/2212.00794: ``patch_dropout`` drops that fraction of the image view's patch
+  tokens in training, for this objective's view only (``model.patch_dropout`` drops them for every view).
 """
 
 from __future__ import annotations
@@ -30,13 +33,17 @@ class Clip(TemperatureObjective):
         learn_logit_scale: bool = True,
         image_view: str = "image",
         text_view: str = "text",
+        patch_dropout: float = 0.0,
     ):
         super().__init__(model, source, init_logit_scale, max_logit_scale, learn_logit_scale)
+        if not 0.0 <= patch_dropout < 1.0:
+            raise ValueError(f"clip.patch_dropout must be in [0, 1), got {patch_dropout}")
         self.views = (image_view, text_view)
         self.image_view, self.text_view = image_view, text_view
+        self.patch_dropout, self.patch_dropout_views = patch_dropout, (image_view,)
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
-        image = enc.image(self.image_view, self.source)["features"]  # (B, D)
+        image = enc.image(self.image_view, self.source, self.patch_dropout)["features"]  # (B, D)
         text = enc.text(self.text_view, self.source)["features"]  # (B, D)
         out = clip_loss(image, text, self.scale())
         out["logit_scale"] = self.scale().detach()
