@@ -50,6 +50,8 @@ RECIPES = {  # label -> (recipe, overrides, stage of a staged recipe or None)
     "xclip": ("xclip", [], None),
     "clip_mae_d64": ("clip_mae", ["objectives.mae.decoder_width=64"], None),  # decoder for micro-vit-32
     "lit_effnet": ("lit", ["model.name=effnet-lite0-text"], None),  # lit's own tower whatever --model says
+    "lit_unlocked": ("lit", ["model.name=effnet-lite0-text", "model.lock_image=false"], None),  # LiT's "Uu"
+    "clip_effnet": ("clip", ["model.name=effnet-lite0-text"], None),  # lit's architecture, from scratch
 }
 DEFAULT = ["clip", "simclr", "slip", "slip_pd50", "declip", "nclip", "xclip"]
 
