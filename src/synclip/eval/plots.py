@@ -104,9 +104,9 @@ def plot_retrieval_grid(
             if col == 0:
                 caption = captions[t] if len(captions[t]) <= 40 else captions[t][:37] + "..."
                 ax.set_title(f"“{caption}”", fontsize=8, loc="left")
-    what = "images" if lead else "texts"
+    query = "image" if lead else "text"
     fig.suptitle(
-        f"{title}: top-{chosen.shape[1]} images per query {what[:-1]} (green: a true match)", fontsize=10
+        f"{title}: top-{chosen.shape[1]} images per query {query} (green: a true match)", fontsize=10
     )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
