@@ -3,10 +3,11 @@
 Every entry trains with the same model, data, epochs and batch unless its own overrides say
 otherwise (``--set-for``), for each seed, and is evaluated on the same tasks. A finished
 (entry, seed), one whose ``eval.json`` exists, is not trained again, so an interrupted comparison
-resumes where it stopped; an unfinished one resumes from its last checkpoint. A finished run asked for
-other tasks or another ``limit`` is evaluated again, not retrained, and keeps its training wall-clock. Existing checkpoints
-can be compared as they are (``--checkpoints``). The report folder gets ``results.json``,
-``results.md`` (mean and standard deviation over seeds) and ``results.png`` (a bar chart).
+resumes where it stopped; an unfinished one resumes from its last checkpoint. A finished run asked
+for other tasks or another ``limit`` is evaluated again, not retrained, and keeps its training
+wall-clock. Existing checkpoints can be compared as they are (``--checkpoints``). The report folder
+gets ``results.json``, ``results.md`` (mean and standard deviation over seeds) and ``results.png``
+(a bar chart).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synclip.eval.report import write_report
+from synclip.eval.report import atomic_write_text, write_report
 
 
 @dataclass
@@ -78,9 +79,7 @@ def run_entry(
         "eval": asked,
         "tasks": {k: {"metrics": v["metrics"], "chance": v["chance"]} for k, v in result["tasks"].items()},
     }
-    tmp = record_path.with_name(f".{record_path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(record_path)
+    atomic_write_text(record_path, json.dumps(record, indent=2))
     return record
 
 

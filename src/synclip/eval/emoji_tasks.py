@@ -169,13 +169,10 @@ def image_retrieval_task(
     Queries are the query-style images whose caption has a drawing in the gallery (the others have
     nothing to find); every gallery image stays in the gallery, a distractor when no query shares it.
     """
-    gallery_by_caption: dict[str, list[int]] = defaultdict(list)
-    for g, row in enumerate(gallery_rows):
-        gallery_by_caption[row["caption"]].append(g)
-    query_index = [i for i, row in enumerate(query_rows) if row["caption"] in gallery_by_caption]
-    positives = torch.zeros(len(query_index), len(gallery_rows), dtype=torch.bool)  # (Q, G)
-    for q, i in enumerate(query_index):
-        positives[q, gallery_by_caption[query_rows[i]["caption"]]] = True
+    captions, gallery_positives = caption_positives(gallery_rows)  # (T, G): caption t drawn by image g
+    row_of = {caption: t for t, caption in enumerate(captions)}
+    query_index = [i for i, row in enumerate(query_rows) if row["caption"] in row_of]
+    positives = gallery_positives[[row_of[query_rows[i]["caption"]] for i in query_index]]  # (Q, G)
     return ImageRetrieval(
         query_set=f"emoji/{query_style}",
         query_images=style_images(corpus, query_rows),

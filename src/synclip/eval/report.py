@@ -121,13 +121,14 @@ def write_report(records: list[dict], out: str | Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(records)
     paths = {"json": out / "results.json", "md": out / "results.md", "png": out / "results.png"}
-    _atomic_write(paths["json"], json.dumps({"records": records, "summary": summary}, indent=2))
-    _atomic_write(paths["md"], markdown_table(summary) + "\n")
+    atomic_write_text(paths["json"], json.dumps({"records": records, "summary": summary}, indent=2))
+    atomic_write_text(paths["md"], markdown_table(summary) + "\n")
     bar_chart(summary, paths["png"])
     return paths
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
