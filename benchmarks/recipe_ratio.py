@@ -25,15 +25,14 @@ from pathlib import Path
 
 import torch
 
-from synclip.config import load_config
+from synclip.config import load_config, run_dir_for, stage_configs
 from synclip.data.tokenizer import get_tokenizer
+from synclip.io.checkpoint import FORMAT, save_atomic
 from synclip.models import open_clip_state_dict
-from synclip.train.checkpoint import FORMAT, save_atomic
 from synclip.train.data import build_loaders
 from synclip.train.loop import to_device
 from synclip.train.optim import create_optimizer
-from synclip.train.setup import build_pretrainer, run_dir_for
-from synclip.train.stages import stage_configs
+from synclip.train.setup import build_pretrainer
 
 RECIPES = {  # label -> (recipe, overrides, stage of a staged recipe or None)
     "clip": ("clip", [], None),

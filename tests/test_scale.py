@@ -8,7 +8,7 @@ import torch
 from dist_utils import run_distributed
 from run_helpers import small_run_overrides
 from synclip.config import load_config
-from synclip.train.checkpoint import read_synclip_checkpoint
+from synclip.io.checkpoint import read_synclip_checkpoint
 from synclip.train.logging import read_metrics
 from synclip.train.loop import train
 

@@ -10,9 +10,9 @@ from PIL import Image
 from synclip.data.entities import checkpoint_vocabularies
 from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views, view_defaults
+from synclip.io.checkpoint import FORMAT, CheckpointError, read_checkpoint
 from synclip.models import TwoTower, create_model, load_state
 from synclip.objectives.classify import checkpoint_classifiers
-from synclip.train.checkpoint import FORMAT, CheckpointError, read_checkpoint
 
 
 class ImagePreprocess:

@@ -159,7 +159,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from synclip.train.checkpoint import read_synclip_checkpoint, save_atomic
+    from synclip.io.checkpoint import read_synclip_checkpoint, save_atomic
 
     state = read_synclip_checkpoint(args.checkpoint)
     save_atomic({"state_dict": state["model"]}, args.out)

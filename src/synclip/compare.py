@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synclip.eval.report import atomic_write_text, write_report
+from synclip.eval.report import write_report
+from synclip.io import atomic_write_text
 
 
 @dataclass

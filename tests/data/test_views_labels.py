@@ -9,10 +9,10 @@ from synclip.data.collate import collate
 from synclip.data.entities import build_vocabulary, read_vocabulary, source_entities
 from synclip.data.labelled import fashion_mnist
 from synclip.data.sources import CsvImageText
+from synclip.data.templates import get_templates
 from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views
 from synclip.data.views_labels import normalise_entity, stable_label
-from synclip.eval.templates import get_templates
 from synclip.train.data import build_source
 
 

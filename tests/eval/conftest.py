@@ -33,8 +33,8 @@ def preprocess():
 def untrained_checkpoint():
     """A function writing a synclip checkpoint of a freshly initialised micro-vit-32 to a path."""
     from synclip.config import load_config
+    from synclip.io.checkpoint import FORMAT, save_atomic
     from synclip.models import create_model, open_clip_state_dict
-    from synclip.train.checkpoint import FORMAT, save_atomic
 
     def write(path):
         cfg = load_config("clip", ["model.name=micro-vit-32"])

@@ -14,8 +14,8 @@ from synclip.eval import fashion_mnist as fm
 from synclip.eval.classifier_head import NO_HEAD, choose_head
 from synclip.eval.run import default_tasks, evaluate
 from synclip.eval.task_data import TaskSkipped, spread
+from synclip.io.checkpoint import read_synclip_checkpoint
 from synclip.objectives.classify import Classify
-from synclip.train.checkpoint import read_synclip_checkpoint
 
 pytestmark = pytest.mark.skipif(fm.available() is not None, reason="dataset-fashion-mnist is not installed")
 

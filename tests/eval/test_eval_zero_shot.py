@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from synclip.data.templates import TEMPLATE_SETS, get_templates, read_lines, resolve_templates
 from synclip.eval.run import evaluate
-from synclip.eval.templates import TEMPLATE_SETS, get_templates, read_lines, resolve_templates
 from synclip.eval.zero_shot import build_classifier, fill, zero_shot_logits
 
 # SLIP's templates.json "imagenet" entry (facebookresearch/SLIP @ d1de3e7).

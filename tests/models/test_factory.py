@@ -2,8 +2,8 @@ import open_clip
 import pytest
 import torch
 
+from synclip.io.checkpoint import CheckpointError, read_checkpoint, save_atomic
 from synclip.models import create_model, list_models, load_state, open_clip_state_dict
-from synclip.train.checkpoint import CheckpointError, read_checkpoint, save_atomic
 
 
 def test_outputs_have_documented_shapes():

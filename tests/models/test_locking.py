@@ -8,12 +8,12 @@ import torch
 
 from run_helpers import small_run_overrides
 from synclip.config import load_config
+from synclip.io.checkpoint import read_synclip_checkpoint, save_atomic
 from synclip.models import create_model, open_clip_state_dict
 from synclip.models import efficientnet_lite as lite
 from synclip.models.locking import apply_locking
 from synclip.models.tower_init import init_image_tower
 from synclip.recipe import Pretrainer, Recipe
-from synclip.train.checkpoint import read_synclip_checkpoint, save_atomic
 from synclip.train.loop import train
 from synclip.train.optim import create_optimizer
 from synclip.train.setup import build_pretrainer, seed_everything

@@ -16,6 +16,7 @@ from torch import nn
 from run_helpers import small_run_overrides
 from synclip.config import load_config
 from synclip.data.views_image import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from synclip.io.checkpoint import read_synclip_checkpoint
 from synclip.models import create_model, open_clip_state_dict
 from synclip.models.efficientnet_lite import MEAN, STD
 from synclip.models.teacher import Frozen, align_to_grid, build_teacher
@@ -23,7 +24,6 @@ from synclip.objectives import Encoded
 from synclip.objectives.mae import masked_patch_mse
 from synclip.recipe import Pretrainer, Recipe
 from synclip.train.accumulate import TrainForward, accumulate_backward
-from synclip.train.checkpoint import read_synclip_checkpoint
 from synclip.train.loop import train
 from synclip.train.optim import create_optimizer
 

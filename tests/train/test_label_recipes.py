@@ -15,10 +15,10 @@ from synclip.data.labelled import FASHION_MNIST_CLASSES, fashion_mnist
 from synclip.data.sources import CsvImageText
 from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views
+from synclip.io.checkpoint import read_synclip_checkpoint
 from synclip.losses import unicl_loss
 from synclip.models import create_model
 from synclip.recipe import Pretrainer, Recipe
-from synclip.train.checkpoint import read_synclip_checkpoint
 
 
 def _batch(model, source, names, n, seed=0):

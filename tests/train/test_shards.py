@@ -12,7 +12,7 @@ from synclip.cli import main
 from synclip.config import load_config
 from synclip.data.shards import ShardStream, expand_urls, write_shards
 from synclip.data.sources import CsvImageText
-from synclip.train.checkpoint import read_synclip_checkpoint
+from synclip.io.checkpoint import read_synclip_checkpoint
 from synclip.train.loop import train
 
 

@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from run_helpers import small_run_overrides
-from synclip.config import ConfigError, load_config
-from synclip.train.checkpoint import read_synclip_checkpoint
+from synclip.config import ConfigError, load_config, merge_stage, stage_configs
+from synclip.io.checkpoint import read_synclip_checkpoint
 from synclip.train.loop import train
-from synclip.train.stages import merge_stage, stage_configs
 
 
 def test_merge_replaces_objectives_and_sources_but_merges_the_rest():

@@ -9,7 +9,7 @@ from PIL import Image
 
 from run_helpers import small_run_overrides, write_subset
 from synclip.config import load_config
-from synclip.train.checkpoint import CheckpointError, read_synclip_checkpoint
+from synclip.io.checkpoint import CheckpointError, read_synclip_checkpoint
 from synclip.train.loop import NonFiniteLoss, TooManyBadSamples, train
 
 

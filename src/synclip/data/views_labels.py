@@ -21,8 +21,8 @@ ENTITY_FIELDS = ("auto", "class_name", "caption", "category", "subcategory")
 
 
 def prompt_templates(spec: str) -> list[str]:
-    """The templates named by ``spec``: ``unicl``, a set of ``synclip.eval.templates`` or a file path."""
-    from synclip.eval.templates import get_templates, resolve_templates  # lazy: eval imports data
+    """The templates named by ``spec``: ``unicl``, a set of ``synclip.data.templates`` or a file path."""
+    from synclip.data.templates import get_templates, resolve_templates  # lazy: eval imports data
 
     if spec == UNICL_TEMPLATES:
         return [*get_templates("openai_imagenet"), "{}."]

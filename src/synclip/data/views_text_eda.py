@@ -12,7 +12,6 @@ Randomness comes from Python's ``random``, which synclip seeds per sample.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import zlib
@@ -22,6 +21,7 @@ from typing import Any
 
 from synclip.data.cache import cache_dir
 from synclip.data.views import register_view, sample_field
+from synclip.io import atomic_write_text
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 POS_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
@@ -59,9 +59,7 @@ def synonym_table(root: str = str(WORDNET_DIR)) -> dict[str, tuple[str, ...]]:
     if cached.exists():
         return {w: tuple(s) for w, s in json.loads(cached.read_text()).items()}
     table = _parse_wordnet(files)
-    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(table))
-    tmp.replace(cached)  # atomic: concurrent workers never read half a file
+    atomic_write_text(cached, json.dumps(table))  # concurrent workers never read half a file
     return table
 
 

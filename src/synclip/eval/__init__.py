@@ -2,6 +2,7 @@
 retrieval (Recall@k, mAP), linear probes and kNN on frozen features, end-to-end fine-tuning, exact
 chance levels."""
 
+from synclip.data.templates import TEMPLATE_SETS, get_templates, resolve_templates
 from synclip.eval.features import encode_images, encode_texts
 from synclip.eval.finetune import finetune
 from synclip.eval.knn import knn_classify
@@ -15,7 +16,6 @@ from synclip.eval.metrics import (
     retrieval_metrics,
 )
 from synclip.eval.run import TASKS, evaluate, format_table, write_eval_json
-from synclip.eval.templates import TEMPLATE_SETS, get_templates, resolve_templates
 from synclip.eval.zero_shot import build_classifier, zero_shot_logits
 
 __all__ = [

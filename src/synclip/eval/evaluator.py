@@ -8,13 +8,13 @@ text features per caption list and zero-shot classifiers per (classes, templates
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from synclip.data.templates import resolve_templates
 from synclip.eval import classifier_head as ch
 from synclip.eval.features import encode_images, encode_texts
 from synclip.eval.finetune import finetune
@@ -29,8 +29,8 @@ from synclip.eval.metrics import (
     retrieval_metrics,
 )
 from synclip.eval.task_data import Classification, ImageRetrieval, Probe, Retrieval
-from synclip.eval.templates import resolve_templates
 from synclip.eval.zero_shot import build_classifier, zero_shot_logits
+from synclip.io import atomic_write
 
 Task = Classification | Retrieval | ImageRetrieval | Probe | ch.HeadClassification
 
@@ -67,10 +67,7 @@ class Evaluator:
             else:
                 features = encode_images(self.model, images, self.preprocess, self.device, self.batch_size)
                 if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                    torch.save(features, tmp)
-                    os.replace(tmp, path)
+                    atomic_write(path, lambda f, features=features: torch.save(features, f))
                 self._images[image_set] = features
         return self._images[image_set]
 

@@ -25,7 +25,7 @@ from PIL import Image
 
 from synclip.eval.features import _as_image
 from synclip.eval.metrics import classification_metrics
-from synclip.train.optim import no_decay
+from synclip.models.weight_decay import no_decay
 
 
 class ImageClassifier(torch.nn.Module):
@@ -47,7 +47,7 @@ def _batch(images: Sequence, rows: Sequence[int], preprocess, device) -> torch.T
 
 
 def _param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Pre-training's weight-decay exclusions (``synclip.train.optim.no_decay``: norms, biases, rank < 2),
+    """Pre-training's weight-decay exclusions (``synclip.models.weight_decay.no_decay``: norms, biases, rank < 2),
     plus the class and position tokens, which fine-tuning recipes (BEiT, SLIP) also leave undecayed."""
     decay, rest = [], []
     for name, param in module.named_parameters():

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
+
+from synclip.io import atomic_write_text
 
 # The metrics shown per task kind: zero-shot and probes by top-1, retrieval by Recall@1 and @5,
 # image-to-image retrieval by Recall@1 and mAP.
@@ -125,10 +126,3 @@ def write_report(records: list[dict], out: str | Path) -> dict[str, Path]:
     atomic_write_text(paths["md"], markdown_table(summary) + "\n")
     bar_chart(summary, paths["png"])
     return paths
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

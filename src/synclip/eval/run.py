@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from synclip.data.templates import resolve_templates
 from synclip.eval import classifier_head as ch
 from synclip.eval import emoji_tasks as et
 from synclip.eval import fashion_mnist as fm
@@ -38,7 +38,7 @@ from synclip.eval import user_data as ud
 from synclip.eval.evaluator import Evaluator, Task
 from synclip.eval.plots import task_plots
 from synclip.eval.task_data import Classification, ImageRetrieval, Probe, Retrieval, TaskSkipped
-from synclip.eval.templates import resolve_templates
+from synclip.io import atomic_write_text
 
 
 class Sources:
@@ -164,7 +164,7 @@ def evaluate(
     ``model`` must already be on ``device``; inputs are moved there batch by batch and features come
     back to the CPU. ``limit`` caps every image set (emoji styles, Fashion-MNIST, the digit sets, the
     user's folder and CSV) at that many images, spread evenly over it. ``templates`` (a set name or a file, see
-    :func:`synclip.eval.templates.resolve_templates`) replaces every zero-shot task's own set.
+    :func:`synclip.data.templates.resolve_templates`) replaces every zero-shot task's own set.
 
     ``image_folder`` (with an optional ``class_names`` file) and ``csv`` (with its image and caption
     columns ``csv_keys``) add the tasks ``image_folder`` and ``csv`` (:mod:`synclip.eval.user_data`);
@@ -237,20 +237,8 @@ def evaluate(
 
 
 def write_eval_json(result: dict, path: str | Path) -> Path:
-    """Write ``result`` as JSON atomically: a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write ``result`` as JSON through the one atomic writer (:func:`synclip.io.atomic_write_text`)."""
+    return atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
 
 
 def _pct(x: float | None) -> str:

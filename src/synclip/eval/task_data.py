@@ -56,7 +56,7 @@ class Classification:
     index: list[int]  # (N,) which images of the collection this task uses
     labels: list[int]  # (N,) class of each, in [0, C)
     class_names: list[str]  # (C,) as the prompts spell them
-    templates: str  # a template set name or file (synclip.eval.templates.resolve_templates)
+    templates: str  # a template set name or file (synclip.data.templates.resolve_templates)
     data: dict = field(default_factory=dict)  # provenance for eval.json
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
+from synclip.data.templates import read_lines
 from synclip.eval.labelled_tasks import labelled_tasks
 from synclip.eval.task_data import Classification, ImageFiles, Probe, Retrieval, spread
-from synclip.eval.templates import read_lines
 
 DEFAULT_TEMPLATES = "openai_imagenet"  # photos of unknown content: CLIP's general-purpose prompts
 

@@ -66,7 +66,7 @@ def create_model(
 
 def load_weights(model: TwoTower, path: str) -> None:
     """Load open_clip-layout weights from a file (an open_clip checkpoint or a synclip checkpoint)."""
-    from synclip.train.checkpoint import read_checkpoint
+    from synclip.io.checkpoint import read_checkpoint
 
     state = read_checkpoint(path)
     if isinstance(state.get("model"), dict):

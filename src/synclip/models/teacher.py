@@ -30,8 +30,8 @@ from open_clip.transformer import VisionTransformer
 from torch import nn
 
 from synclip.data.views_image import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from synclip.io.checkpoint import FORMAT, read_checkpoint
 from synclip.models.factory import create_model, load_state
-from synclip.train.checkpoint import FORMAT, read_checkpoint
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
 ALIGNMENTS = ("auto", "pool", "bilinear")

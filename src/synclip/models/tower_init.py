@@ -22,8 +22,8 @@ import torch
 from open_clip.timm_model import TimmModel
 from torch import nn
 
+from synclip.io.checkpoint import FORMAT, read_checkpoint
 from synclip.models.efficientnet_lite import TIMM_NAME, lite0_to_timm, read_lite0_weights
-from synclip.train.checkpoint import FORMAT, read_checkpoint
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
 

@@ -13,8 +13,8 @@ from tqdm import tqdm
 from synclip import distributed as dist
 from synclip.config import RunConfig
 from synclip.data.tokenizer import get_tokenizer
+from synclip.io import checkpoint as ckpt
 from synclip.models import open_clip_state_dict
-from synclip.train import checkpoint as ckpt
 from synclip.train.accumulate import TrainForward, accumulate_backward
 from synclip.train.data import build_loaders
 from synclip.train.logging import MetricsLogger

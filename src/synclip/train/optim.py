@@ -7,11 +7,7 @@ import math
 import torch
 from torch import nn
 
-
-def no_decay(name: str, param: torch.Tensor) -> bool:
-    """Norms, biases, embeddings of rank < 2 and temperatures get no weight decay (CLIP / open_clip)."""
-    lowered = name.lower()
-    return param.ndim < 2 or any(t in lowered for t in ("bn", "ln", "norm", "bias", "logit_scale"))
+from synclip.models.weight_decay import no_decay
 
 
 def create_optimizer(

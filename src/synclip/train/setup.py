@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from synclip import distributed as dist
-from synclip.config import RunConfig
+from synclip.config import RunConfig, run_dir_for
 from synclip.models import TwoTower, create_model
 from synclip.models.locking import apply_locking
 from synclip.models.tower_init import init_image_tower
@@ -95,7 +95,7 @@ def carry_recipe_state(recipe: Recipe, path: str) -> list[str]:
     temperature and heads; entries of objectives the checkpoint did not have keep their initial values.
     Weights files that are not synclip checkpoints carry only the towers. Returns the names carried over.
     """
-    from synclip.train.checkpoint import FORMAT, read_checkpoint
+    from synclip.io.checkpoint import FORMAT, read_checkpoint
 
     state = read_checkpoint(path)
     if state.get("format") != FORMAT:
@@ -138,10 +138,6 @@ def sync_batchnorm(module: torch.nn.Module, device: torch.device) -> torch.nn.Mo
     if device.type == "cuda" and plain:
         return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
     return convert_global_batchnorm(module)
-
-
-def run_dir_for(cfg: RunConfig) -> Path:
-    return Path(cfg.train.out_dir) / (cfg.train.name or f"{cfg.recipe}-s{cfg.train.seed}")
 
 
 def prepare_run_dir(cfg: RunConfig) -> Path:

@@ -1,18 +1,20 @@
 """Checkpoints: atomic writes, ``weights_only`` reads, clear errors for bad files.
 
-A checkpoint holds ``model`` (open_clip state-dict layout, ``logit_scale`` included), ``recipe``
-(objective heads, temperatures, queues), ``optimizer``, ``scaler``, ``step``, ``epoch``, RNG states and
-the fully resolved ``config``.
+A checkpoint holds ``model`` (open_clip state-dict layout, with what the objectives export beside
+the towers: ``logit_scale``, ...), ``recipe`` (every objective's state: heads, temperatures, queues),
+``heads`` (what the objectives need at inference, see ``Objective.inference_state``), ``optimizer``,
+``scaler``, ``step``, ``finished``, ``bad_samples``, RNG states and the fully resolved ``config``.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
 
 import torch
+
+from synclip.io.atomic import atomic_write
 
 FORMAT = "synclip-checkpoint/1"
 
@@ -22,16 +24,8 @@ class CheckpointError(RuntimeError):
 
 
 def save_atomic(obj: dict, path: str | Path) -> Path:
-    """Write ``obj`` with torch.save to a temporary file, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    """Write ``obj`` with torch.save through :func:`synclip.io.atomic.atomic_write`."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-RECIPE_DIR = Path(__file__).parent / "recipes"
+RECIPE_DIR = Path(__file__).parent.parent / "recipes"
 
 
 class ConfigError(ValueError):
@@ -105,22 +105,6 @@ def list_recipes() -> dict[str, str]:
     return out
 
 
-def load_config(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Load a recipe (a shipped name or a YAML path) and apply ``a.b=value`` overrides."""
-    path = Path(recipe)
-    if not path.suffix:
-        path = RECIPE_DIR / f"{recipe}.yaml"
-        if not path.exists():
-            raise ConfigError(f"unknown recipe {recipe!r}; known: {', '.join(list_recipes())}")
-    elif not path.exists():
-        raise ConfigError(f"recipe file {path} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
-    raw.setdefault("recipe", path.stem)
-    for item in overrides:
-        apply_override(raw, item)
-    return from_dict(raw)
-
-
 def apply_override(raw: dict, item: str) -> None:
     """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (numbers, lists, null)."""
     if "=" not in item:
@@ -135,7 +119,9 @@ def apply_override(raw: dict, item: str) -> None:
     node[parts[-1]] = yaml.safe_load(value)
 
 
-def from_dict(raw: dict) -> RunConfig:
+def build_config(raw: dict) -> RunConfig:
+    """One checked :class:`RunConfig` from a raw mapping; its ``stages`` are checked by
+    :func:`synclip.config.from_dict`, which also plans them."""
     cfg = _build(RunConfig, raw, "")
     _check_objectives(cfg.objectives)
     _check_views(cfg.views)
@@ -144,11 +130,12 @@ def from_dict(raw: dict) -> RunConfig:
     for name in ("epochs", "batch_size", "accum_steps"):
         if getattr(cfg.train, name) < 1:
             raise ConfigError(f"train.{name} must be at least 1")
-    if cfg.stages:
-        from synclip.train.stages import stage_configs
-
-        stage_configs(cfg)  # every stage checked now, not after hours of training the first
     return cfg
+
+
+def run_dir_for(cfg: RunConfig) -> Path:
+    """The run folder: ``train.out_dir / train.name`` (default ``<recipe>-s<seed>``)."""
+    return Path(cfg.train.out_dir) / (cfg.train.name or f"{cfg.recipe}-s{cfg.train.seed}")
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
