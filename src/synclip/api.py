@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from synclip.data.entities import checkpoint_vocabularies
 from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views, view_defaults
 from synclip.io.checkpoint import FORMAT, CheckpointError, read_checkpoint
 from synclip.models import TwoTower, create_model, load_state
-from synclip.objectives.classify import checkpoint_classifiers
+from synclip.recipe import build_heads, saved_heads
 
 
 class ImagePreprocess:
@@ -30,12 +30,12 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
     """Load a synclip checkpoint (or open_clip-layout weights with ``model_name``) for inference.
 
     The returned model is in eval mode and carries ``tokenizer`` (list[str] -> LongTensor),
-    ``preprocess`` (PIL -> tensor), ``logit_scale_value``, ``config`` (the run's config, if any) and
-    ``vocabularies`` (``{objective: entities}`` of classification objectives, e.g. MOFI's ``classify``)
-    and ``classifiers``: ``{objective: {"vocabulary", "weight" (K, D), "temperature"}}``, the trained
-    heads of the ``classify`` objectives (empty for other recipes; see
-    :func:`synclip.objectives.classify.checkpoint_classifiers`), which ``synclip eval``'s
-    ``classifier`` task scores.
+    ``preprocess`` (PIL -> tensor), ``logit_scale_value``, ``exported`` (the tensors the objectives
+    keep beside the towers: ``logit_scale``, ``logit_bias``, ...), ``config`` (the run's config) and
+    ``heads``: ``{objective name: module}``, the inference heads its objectives saved (a ``classify``
+    objective's :class:`~synclip.objectives.classify.ClassifierHead`, say), rebuilt through the
+    objective registry; empty for recipes without one. Files written by ``synclip export`` carry them
+    too.
     """
     state = read_checkpoint(path)
     config: dict = {}
@@ -53,6 +53,10 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
             )
         model = create_model(model_name)
         weights = state.get("state_dict", state)
+    # what the objectives exported beside the towers (logit_scale, logit_bias, ...) is not tower weights
+    beside = set(state.get("exported", ())) | {"logit_scale", "logit_bias"}
+    exported = {k: v for k, v in weights.items() if k in beside}
+    weights = {k: v for k, v in weights.items() if k not in beside}
     try:
         load_state(model, weights, where=str(path))
     except ValueError as err:
@@ -62,8 +66,8 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
     image_options["size"] = model.image_size
     model.tokenizer = get_tokenizer(model.context_length)
     model.preprocess = ImagePreprocess(image_options, model.tokenizer)
-    model.logit_scale_value = float(torch.as_tensor(weights.get("logit_scale", 1 / 0.07)).exp())
+    model.logit_scale_value = float(torch.as_tensor(exported.get("logit_scale", math.log(1 / 0.07))).exp())
+    model.exported = exported
     model.config = config
-    model.vocabularies = checkpoint_vocabularies(state.get("recipe", {}) if config else {})
-    model.classifiers = checkpoint_classifiers(config.get("objectives") or {}, state.get("recipe") or {})
+    model.heads = {name: head.to(device) for name, head in build_heads(saved_heads(state)).items()}
     return model.to(device).eval()

@@ -160,9 +160,12 @@ def cmd_eval(args) -> int:
 
 def cmd_export(args) -> int:
     from synclip.io.checkpoint import read_synclip_checkpoint, save_atomic
+    from synclip.recipe import saved_heads
 
     state = read_synclip_checkpoint(args.checkpoint)
-    save_atomic({"state_dict": state["model"]}, args.out)
+    # open_clip reads "state_dict"; synclip.load also rebuilds the objectives' inference heads
+    exported = state.get("exported", ["logit_scale"])
+    save_atomic({"state_dict": state["model"], "heads": saved_heads(state), "exported": exported}, args.out)
     print(f"wrote {args.out}: open_clip.create_model({state['model_name']!r}, pretrained={str(args.out)!r})")
     return 0
 
@@ -182,7 +185,7 @@ def cmd_data(args) -> int:
 
 def _write_shards(args) -> int:
     from synclip.data.shards import write_shards
-    from synclip.train.data import build_source
+    from synclip.data.sources import build_source
 
     if not args.out:
         raise ValueError("synclip data shards needs --out DIR")

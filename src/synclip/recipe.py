@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from synclip.objectives import Encoded, Objective
+from synclip.objectives.base import RunContext
 from synclip.registry import OBJECTIVES
 
 
@@ -15,19 +16,30 @@ class Recipe(nn.Module):
     ``objectives`` maps an instance name to its options. The objective class is the option ``type``
     when given, else the name itself, so one recipe can hold two instances of the same objective.
     A weight of 0 keeps the objective (and its state) but skips its computation.
+
+    With a ``context`` (the run's views and sources), each objective's :meth:`Objective.prepare`
+    fills its options from the run first (vocabularies, view statistics).
     """
 
-    def __init__(self, model: nn.Module, objectives: dict[str, dict]):
+    def __init__(self, model: nn.Module, objectives: dict[str, dict], context: RunContext | None = None):
         super().__init__()
         if not objectives:
             raise ValueError("a recipe needs at least one objective")
         self.objectives = nn.ModuleDict()
         self.weights: dict[str, float] = {}
+        self.kinds: dict[str, str] = {}
+        self.options: dict[str, dict] = {}  # as configured, completed with the defaults
         for name, options in objectives.items():
-            options = dict(options)
+            options = dict(options or {})
             self.weights[name] = float(options.pop("weight", 1.0))
-            cls = OBJECTIVES.get(options.pop("type", name))
+            self.kinds[name] = options.pop("type", name)
+            cls = OBJECTIVES.get(self.kinds[name])
+            self.options[name] = cls.resolve(options)
+            if context is not None:
+                options = cls.prepare(options, context.named(name))
             self.objectives[name] = cls(model, **options)
+            if context is not None:
+                context.named(name).check_reads(self.objectives[name].reads())
 
     def active(self) -> dict[str, Objective]:
         return {n: o for n, o in self.objectives.items() if self.weights[n] != 0}
@@ -52,17 +64,78 @@ class Recipe(nn.Module):
             parts.update({f"{name}_{k}": v for k, v in out.items()})
         return {"loss": total, **parts}
 
-    def logit_scale(self) -> torch.Tensor | None:
-        """The image-text temperature to export with the model (the first objective that learns one)."""
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """What the objectives export beside the towers (``logit_scale``, ...): the first objective
+        to give a key wins, weight-0 objectives included."""
+        out: dict[str, torch.Tensor] = {}
         for objective in self.objectives.values():
-            if isinstance(getattr(objective, "logit_scale", None), torch.Tensor):
-                return objective.logit_scale.detach()
-        return None
+            for key, value in objective.export_state().items():
+                out.setdefault(key, value.detach())
+        return out
+
+    def heads(self) -> dict[str, dict]:
+        """``{name: {"type", "options", "state"}}`` of the objectives with an inference head: what
+        :func:`synclip.load` rebuilds as ``model.heads``."""
+        out = {}
+        for name, objective in self.objectives.items():
+            state = objective.inference_state()
+            if state is not None:
+                out[name] = {"type": self.kinds[name], "options": self.options[name], "state": state}
+        return out
+
+    def may_leave_unused(self) -> bool:
+        """Whether a step may leave trainable parameters without a gradient, which DDP must be told.
+
+        That happens to the parameters of objectives with weight 0 (skipped, but still in the module);
+        to parts of the towers when no active objective reads both an image and a text view (an
+        image-only recipe such as ``simclr`` leaves the text tower without gradients); and when an
+        objective says so (:meth:`Objective.may_leave_unused`). Frozen parameters need nothing.
+        """
+        skipped = any(
+            p.requires_grad
+            for name, o in self.objectives.items()
+            if self.weights[name] == 0
+            for p in o.parameters()
+        )
+        active = self.active().values()
+        pairs = any(o.towers() >= {"image", "text"} for o in active)
+        return skipped or not pairs or any(o.may_leave_unused() for o in active)
 
     @torch.no_grad()
     def post_step(self) -> None:
         for objective in self.active().values():
             objective.post_step()
+
+
+def saved_heads(state: dict) -> dict[str, dict]:
+    """The inference heads a checkpoint (or an export) carries: ``{name: {"type", "options", "state"}}``.
+
+    Checkpoints written before heads had their own key keep them in the objectives' state; they are
+    read from there, through the same contract (``has_head``), so old runs still evaluate.
+    """
+    if isinstance(state.get("heads"), dict):
+        return state["heads"]
+    recipe_state, objectives = state.get("recipe") or {}, (state.get("config") or {}).get("objectives") or {}
+    out = {}
+    for name, options in objectives.items():
+        options = dict(options or {})
+        options.pop("weight", None)
+        kind = options.pop("type", name)
+        if kind not in OBJECTIVES or not OBJECTIVES.get(kind).has_head:
+            continue
+        prefix = f"objectives.{name}."
+        own = {k[len(prefix) :]: v for k, v in recipe_state.items() if k.startswith(prefix)}
+        if own:
+            out[name] = {"type": kind, "options": OBJECTIVES.get(kind).resolve(options), "state": own}
+    return out
+
+
+def build_heads(entries: dict[str, dict]) -> dict[str, nn.Module]:
+    """``model.heads``: each saved head rebuilt by its objective class (:meth:`Objective.inference_head`)."""
+    return {
+        name: OBJECTIVES.get(entry["type"]).inference_head(entry["options"], entry["state"]).eval()
+        for name, entry in entries.items()
+    }
 
 
 class Pretrainer(nn.Module):

@@ -1,4 +1,4 @@
-"""Tiny name -> factory registries for models, objectives, views and recipes."""
+"""The registries: objectives, views, sources and eval tasks, each filled by explicit imports (docs/design.md)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,5 @@ class Registry:
 
 OBJECTIVES = Registry("objective")
 VIEWS = Registry("view")
+EVAL_TASKS = Registry("eval task")
+SOURCES = Registry("source")

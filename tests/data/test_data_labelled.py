@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from synclip.data import fashion_mnist, mnist5k, sklearn_digits
-from synclip.data.labelled import FASHION_MNIST_DIR
+from synclip.data.sources.labelled import FASHION_MNIST_DIR
 
 needs_fashion = pytest.mark.skipif(
     not FASHION_MNIST_DIR.is_dir(), reason="Debian package dataset-fashion-mnist is not installed"

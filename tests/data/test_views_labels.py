@@ -7,13 +7,13 @@ import torch
 
 from synclip.data.collate import collate
 from synclip.data.entities import build_vocabulary, read_vocabulary, source_entities
-from synclip.data.labelled import fashion_mnist
-from synclip.data.sources import CsvImageText
+from synclip.data.sources import CsvImageText, build_source
+from synclip.data.sources.labelled import fashion_mnist
 from synclip.data.templates import get_templates
 from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views
-from synclip.data.views_labels import normalise_entity, stable_label
-from synclip.train.data import build_source
+from synclip.data.views.entity import normalise_entity
+from synclip.data.views.prompt import stable_label
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_entity_fields_normalisation_and_collate(tok, emoji_subset):
 
 
 def test_vocabulary_from_sources_without_decoding_images(emoji_corpus, monkeypatch):
-    import synclip.data.sources as sources
+    import synclip.data.sources.csv_pairs as sources
 
     pairs = CsvImageText(emoji_corpus / "twemoji.tsv")
     monkeypatch.setattr(sources, "load_rgb", lambda *a: pytest.fail("decoded an image"))

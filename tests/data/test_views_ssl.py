@@ -8,7 +8,7 @@ from PIL import Image
 
 from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views
-from synclip.data.views_text_eda import (
+from synclip.data.views.text_eda import (
     eda,
     parse_wordnet_line,
     random_deletion,
@@ -17,7 +17,7 @@ from synclip.data.views_text_eda import (
     synonym_replacement,
     synonym_table,
 )
-from synclip.data.views_text_mlm import DEFAULT_MASK_ID, mask_tokens
+from synclip.data.views.text_mlm import DEFAULT_MASK_ID, mask_tokens
 from synclip.losses.masked_ce import IGNORE
 
 CAPTION = "a smiling cat face with heart shaped eyes and a happy grin"

@@ -9,13 +9,13 @@ import torch.nn.functional as F
 from counting import CountingModel
 from synclip.api import load
 from synclip.cli import main
-from synclip.data.labelled import FASHION_MNIST_CLASSES, fashion_mnist
+from synclip.data.sources.labelled import FASHION_MNIST_CLASSES, fashion_mnist
 from synclip.eval import fashion_mnist as fm
 from synclip.eval.classifier_head import NO_HEAD, choose_head
 from synclip.eval.run import default_tasks, evaluate
 from synclip.eval.task_data import TaskSkipped, spread
 from synclip.io.checkpoint import read_synclip_checkpoint
-from synclip.objectives.classify import Classify
+from synclip.objectives.classify import ClassifierHead, Classify
 
 pytestmark = pytest.mark.skipif(fm.available() is not None, reason="dataset-fashion-mnist is not installed")
 
@@ -46,12 +46,12 @@ def head_checkpoint(tmp_path_factory, one_thread):
 
 def test_head_scores_fashion_mnist_as_its_objective_does(head_checkpoint):
     model = load(head_checkpoint)
-    head = model.classifiers["classify"]
-    assert head["vocabulary"] == sorted(FASHION_MNIST_CLASSES)  # the data set's own class names
-    assert head["temperature"] == 0.05 and head["weight"].shape == (10, model.embed_dim)
+    head = model.heads["classify"]
+    assert head.vocabulary == sorted(FASHION_MNIST_CLASSES)  # the data set's own class names
+    assert head.temperature == 0.05 and head.weight.shape == (10, model.embed_dim)
 
     counting = CountingModel(model)
-    counting.classifiers = model.classifiers
+    counting.heads = model.heads
     tasks = ["fashion_mnist", "classifier"]
     result = evaluate(counting, model.preprocess, model.tokenizer, tasks=tasks, limit=N_TEST)
     assert counting.seen["images"] == N_TEST  # the zero-shot task's features, encoded once for both
@@ -66,7 +66,7 @@ def test_head_scores_fashion_mnist_as_its_objective_does(head_checkpoint):
     # by hand: the objective itself, rebuilt from the checkpoint, on the same test images
     recipe_state = read_synclip_checkpoint(head_checkpoint)["recipe"]
     prefix = "objectives.classify."
-    objective = Classify(model, vocabulary=head["vocabulary"], temperature=0.05)
+    objective = Classify(model, vocabulary=head.vocabulary, temperature=0.05)
     objective.load_state_dict(
         {k.removeprefix(prefix): v for k, v in recipe_state.items() if k.startswith(prefix)}
     )
@@ -82,7 +82,7 @@ def test_head_scores_fashion_mnist_as_its_objective_does(head_checkpoint):
 
 def test_clip_checkpoint_skips_the_task_with_a_reason(untrained_checkpoint, tmp_path):
     model = load(untrained_checkpoint(tmp_path / "clip.pt"))
-    assert model.classifiers == {}
+    assert model.heads == {}
     assert "classifier" in default_tasks()[0]  # cheap: on by default, skipped where it cannot run
     counting = CountingModel(model)
     result = evaluate(counting, model.preprocess, model.tokenizer, tasks=["classifier"], limit=50)
@@ -95,7 +95,7 @@ def test_vocabulary_without_a_class_skips_naming_it(untrained_checkpoint, tmp_pa
     model = load(untrained_checkpoint(tmp_path / "clip.pt"))
     vocabulary = [c for c in sorted(FASHION_MNIST_CLASSES) if c != "bag"]
     weight = torch.randn(len(vocabulary), model.embed_dim)  # (9, D)
-    model.classifiers = {"classify": {"vocabulary": vocabulary, "weight": weight, "temperature": 0.05}}
+    model.heads = {"classify": ClassifierHead(vocabulary, weight, 0.05)}
     result = evaluate(model, model.preprocess, model.tokenizer, tasks=["classifier"], limit=50)
     assert "classifier/fashion_mnist" not in result["tasks"]
     reason = result["skipped"]["classifier/fashion_mnist"]
@@ -104,8 +104,8 @@ def test_vocabulary_without_a_class_skips_naming_it(untrained_checkpoint, tmp_pa
 
 def test_first_head_that_knows_every_class_is_used():
     heads = {
-        "entities": {"vocabulary": ["cat", "dog"], "weight": torch.zeros(2, 4), "temperature": 0.05},
-        "labels": {"vocabulary": ["bird", "dog", "cat"], "weight": torch.zeros(3, 4), "temperature": 0.1},
+        "entities": ClassifierHead(["cat", "dog"], torch.zeros(2, 4), 0.05),
+        "labels": ClassifierHead(["bird", "dog", "cat"], torch.zeros(3, 4), 0.1),
     }
     assert choose_head(heads, ["cat", "dog"], "pets") == ("entities", [0, 1])
     assert choose_head(heads, ["cat", "bird"], "pets") == ("labels", [2, 0])

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from counting import CountingModel
-from synclip.data.labelled import DIGIT_CLASSES, sklearn_digits
+from synclip.data.sources.labelled import DIGIT_CLASSES, sklearn_digits
 from synclip.eval.labelled_tasks import stratified_split
 from synclip.eval.run import evaluate
 from synclip.eval.user_data import csv_pairs

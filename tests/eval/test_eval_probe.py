@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from counting import CountingModel
-from synclip.data.labelled import FASHION_MNIST_DIR
+from synclip.data.sources.labelled import FASHION_MNIST_DIR
 from synclip.eval import fashion_mnist as fm
 from synclip.eval.knn import knn_classify, knn_votes
 from synclip.eval.linear_probe import adamw_probe, lbfgs_probe, linear_probe, validation_split

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from synclip.data.views import view_defaults
-from synclip.data.views_image import image_transform
+from synclip.data.views.image import image_transform
 from synclip.io.checkpoint import save_atomic
 from synclip.models import create_model, open_clip_state_dict
 from synclip.models import efficientnet_lite as lite

@@ -29,7 +29,7 @@ def test_outputs_have_documented_shapes():
 def test_weights_load_into_open_clip_with_identical_embeddings(name, tmp_path):
     model = create_model(name).eval()
     path = save_atomic(
-        {"state_dict": open_clip_state_dict(model, logit_scale=torch.tensor(3.0))}, tmp_path / "w.pt"
+        {"state_dict": open_clip_state_dict(model, {"logit_scale": torch.tensor(3.0)})}, tmp_path / "w.pt"
     )
     reference = open_clip.create_model(name, pretrained=str(path)).eval()
     assert reference.logit_scale.item() == pytest.approx(3.0)

@@ -8,13 +8,17 @@ import torch.nn.functional as F
 
 from synclip.config import load_config
 from synclip.data.collate import collate
-from synclip.data.labelled import fashion_mnist
+from synclip.data.sources.labelled import fashion_mnist
 from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views
 from synclip.models import create_model
+from synclip.objectives.base import RunContext
 from synclip.objectives.classify import Classify
 from synclip.recipe import Pretrainer, Recipe
-from synclip.train.vocabulary import with_vocabularies
+
+
+def _context(cfg):
+    return RunContext(cfg.views, cfg.data.sources).named("classify")
 
 
 def test_out_of_vocabulary_entities_are_ignored(micro_model, make_batch):
@@ -39,18 +43,18 @@ def test_vocabulary_is_built_from_the_source_at_setup(emoji_subset, tmp_path):
     overrides = [f"data.sources={{pairs: {{kind: csv, path: {emoji_subset}}}}}", "model.name=micro-vit-32"]
     cfg = load_config("mofi", overrides)
     assert cfg.objectives["classify"].get("vocabulary") is None
-    vocab = with_vocabularies(cfg)["classify"]["vocabulary"]
+    vocab = Classify.prepare(cfg.objectives["classify"], _context(cfg))["vocabulary"]
     captions = [line.split("\t")[1] for line in emoji_subset.read_text().splitlines()[1:]]
     assert vocab == sorted({c.lower() for c in captions}) and "mahjong red dragon" in vocab  # normalise: true
     assert cfg.objectives["classify"].get("vocabulary") is None  # the config stays as written
     path = tmp_path / "vocab.txt"
     path.write_text("joker\nmahjong red dragon\n")
     cfg = load_config("mofi", [*overrides, f"objectives.classify.vocabulary={path}"])
-    recipe = Recipe(create_model("micro-vit-32"), with_vocabularies(cfg))
+    recipe = Recipe(create_model("micro-vit-32"), cfg.objectives, _context(cfg))
     assert recipe.objectives["classify"].vocabulary == ["joker", "mahjong red dragon"]
     cfg = load_config("mofi", [*overrides, "objectives.classify.source=labels"])
     with pytest.raises(ValueError, match="data.sources has only"):
-        with_vocabularies(cfg)
+        Recipe(create_model("micro-vit-32"), cfg.objectives, _context(cfg))
 
 
 def test_vocabulary_round_trips_through_a_checkpoint(tmp_path):

@@ -15,13 +15,13 @@ from torch import nn
 
 from run_helpers import small_run_overrides
 from synclip.config import load_config
-from synclip.data.views_image import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from synclip.data.views.image import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from synclip.io.checkpoint import read_synclip_checkpoint
+from synclip.losses.mae import masked_patch_mse
 from synclip.models import create_model, open_clip_state_dict
 from synclip.models.efficientnet_lite import MEAN, STD
 from synclip.models.teacher import Frozen, align_to_grid, build_teacher
 from synclip.objectives import Encoded
-from synclip.objectives.mae import masked_patch_mse
 from synclip.recipe import Pretrainer, Recipe
 from synclip.train.accumulate import TrainForward, accumulate_backward
 from synclip.train.loop import train
@@ -236,13 +236,18 @@ def test_clip_plus_mae_trains_end_to_end(emoji_subset, tmp_path):
 def test_mim_distill_undoes_the_runs_own_image_normalisation():
     """The teacher must see pixels: mim_distill un-normalises with the run's image view statistics."""
     from synclip.config import load_config
-    from synclip.train.setup import with_view_normalisation
+    from synclip.objectives.base import RunContext
+    from synclip.objectives.mim_distill import MimDistill
 
     overrides = ["views.image.mean=[0.5,0.5,0.5]", "views.image.std=[0.25,0.25,0.25]"]
     cfg = load_config("clip", [*overrides, "objectives={mim_distill: {teacher: efficientnet-lite0}}"])
-    filled = with_view_normalisation(cfg, cfg.objectives)["mim_distill"]
+    filled = MimDistill.prepare(cfg.objectives["mim_distill"], RunContext(cfg.views))
     assert filled["image_mean"] == (0.5, 0.5, 0.5) and filled["image_std"] == (0.25, 0.25, 0.25)
     given = load_config(
         "clip", [*overrides, "objectives={mim_distill: {teacher: x, image_mean: [0.1, 0.1, 0.1]}}"]
     )
-    assert with_view_normalisation(given, given.objectives)["mim_distill"]["image_mean"] == [0.1, 0.1, 0.1]
+    assert MimDistill.prepare(given.objectives["mim_distill"], RunContext(given.views))["image_mean"] == [
+        0.1,
+        0.1,
+        0.1,
+    ]

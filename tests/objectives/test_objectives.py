@@ -7,11 +7,11 @@ import torch
 
 from conftest import shrink
 from synclip.config import from_dict, list_recipes, load_config
+from synclip.data.sources import build_source
 from synclip.models import create_model
+from synclip.objectives.base import RunContext
 from synclip.recipe import Pretrainer, Recipe
 from synclip.registry import OBJECTIVES, VIEWS
-from synclip.train.data import build_source
-from synclip.train.vocabulary import with_vocabularies
 
 
 def _state(module):
@@ -24,7 +24,8 @@ def _check(recipe_objectives, view_cfgs, make_batch, sources=None):
     model = create_model("micro-vit-32")
     sources = {"pairs": {"kind": "emoji"}, **(sources or {})}
     raw = {"objectives": shrink(recipe_objectives), "views": view_cfgs, "data": {"sources": sources}}
-    recipe = Recipe(model, with_vocabularies(from_dict(raw)))  # as build_pretrainer builds it
+    cfg = from_dict(raw)
+    recipe = Recipe(model, cfg.objectives, RunContext(cfg.views, cfg.data.sources))  # as in training
     for views in recipe.views().values():
         assert all(v in VIEWS for v in views), views
     batch = {

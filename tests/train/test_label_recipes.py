@@ -11,8 +11,8 @@ from run_helpers import small_run_overrides
 from synclip.api import load
 from synclip.cli import main
 from synclip.data.collate import collate
-from synclip.data.labelled import FASHION_MNIST_CLASSES, fashion_mnist
 from synclip.data.sources import CsvImageText
+from synclip.data.sources.labelled import FASHION_MNIST_CLASSES, fashion_mnist
 from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views
 from synclip.io.checkpoint import read_synclip_checkpoint
@@ -101,7 +101,7 @@ def test_classifier_recipe_keeps_its_vocabulary_through_resume_and_load(emoji_su
     vocabulary = sorted(FASHION_MNIST_CLASSES)
     state = read_synclip_checkpoint(run_dir / "checkpoint.pt")
     assert state["recipe"]["objectives.classify._extra_state"] == {"vocabulary": vocabulary}
-    assert load(run_dir / "checkpoint.pt").vocabularies == {"classify": vocabulary}
+    assert load(run_dir / "checkpoint.pt").heads["classify"].vocabulary == vocabulary
     _, rows = _run(tmp_path, emoji_subset, "classifier", "data.sources.labels.split=test",
                    "train.max_steps=4", "train.resume=auto")  # fmt: skip
     assert rows[-1]["step"] == 4
@@ -111,8 +111,8 @@ def test_classifier_recipe_keeps_its_vocabulary_through_resume_and_load(emoji_su
 
 def test_labelled_sources_can_train_with_the_names_evaluation_prompts_with():
     from synclip.config import load_config
+    from synclip.data.sources import build_source
     from synclip.eval.fashion_mnist import CLASS_NAMES
-    from synclip.train.data import build_source
 
     spec = load_config("unicl").data.sources["labels"]
     assert spec["classes"] == CLASS_NAMES  # UniCL trains on the words its zero-shot test prompts with

@@ -17,7 +17,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from synclip.data.sources import ArrayImageLabel, CsvImageText, ImageFolder
-from synclip.data.views_labels import entity_of
+from synclip.data.views.entity import entity_of
 
 
 def _metadata(source: Dataset) -> Iterator[dict]:
@@ -74,16 +74,3 @@ def read_vocabulary(path: str | Path) -> list[str]:
     if duplicates:
         raise ValueError(f"vocabulary file {path} lists entities twice: {duplicates[:5]}")
     return vocabulary
-
-
-def checkpoint_vocabularies(recipe_state: dict) -> dict[str, list[str]]:
-    """The vocabularies saved by classification objectives in a checkpoint's ``recipe`` state.
-
-    Returns ``{objective name: entities}`` (line i = class i of that objective's ``weight``).
-    """
-    out = {}
-    for key, value in recipe_state.items():
-        if key.endswith("._extra_state") and isinstance(value, dict) and "vocabulary" in value:
-            name = key.removeprefix("objectives.").removesuffix("._extra_state")
-            out[name] = list(value["vocabulary"])
-    return out

@@ -15,11 +15,15 @@ from synclip.eval.metrics import (
     retrieval_chance,
     retrieval_metrics,
 )
-from synclip.eval.run import TASKS, evaluate, format_table, write_eval_json
+from synclip.eval.run import evaluate, format_table, write_eval_json
+from synclip.eval.task import EvalInputs, EvalTask
 from synclip.eval.zero_shot import build_classifier, zero_shot_logits
+from synclip.registry import EVAL_TASKS
 
 __all__ = [
-    "TASKS",
+    "EVAL_TASKS",
+    "EvalInputs",
+    "EvalTask",
     "TEMPLATE_SETS",
     "build_classifier",
     "classification_chance",

@@ -9,8 +9,8 @@ order, give ``normalize(image) @ normalize(w_c).T / temperature``, the objective
 restricted to the set's classes. That puts the result on the zero-shot task's footing: the same C
 classes and chance levels, and the same images under the same cache key, so they are encoded once.
 
-A set is skipped with a reason when the model has no head (``model.classifiers``, set by
-:func:`synclip.load`, is missing or empty), when no head's vocabulary holds all its class names, or
+A set is skipped with a reason when the model has no head (no
+:class:`~synclip.objectives.classify.ClassifierHead` among ``model.heads``, set by :func:`synclip.load`), when no head's vocabulary holds all its class names, or
 when its data is not installed. The vocabulary is checked first, so a skipped set loads nothing.
 """
 
@@ -19,15 +19,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from synclip.eval.metrics import classification_chance, classification_metrics
 from synclip.eval.task_data import Classification, TaskSkipped
+from synclip.objectives.classify import ClassifierHead
 
 NO_HEAD = (
-    "the model has no classification head (model.classifiers is empty): train a recipe with a "
+    "the model has no classification head (no classify head in model.heads): train a recipe with a "
     "classify objective (classifier, mofi) and load it with synclip.load"
 )
 
@@ -46,10 +48,27 @@ class HeadClassification:
         except (FileNotFoundError, ModuleNotFoundError) as err:
             raise TaskSkipped(str(err)) from err
 
+    def skip_reason(self) -> str | None:
+        return None  # known only once scored: whether a head covers the set, whether its data loads
+
+    def score(self, evaluator) -> dict:
+        """Raises TaskSkipped when the model has no head that knows every class of the set."""
+        return head_result(self, model_heads(evaluator.model), evaluator.image_features)
+
+    def plot(self, evaluator, name: str, out_dir: str | Path) -> list[Path] | None:
+        return []  # listed in eval.json's plots, with no picture
+
+
+def model_heads(model) -> dict[str, ClassifierHead]:
+    """The model's trained classification heads (``vocabulary``, ``weight`` (K, D), ``temperature``),
+    empty when it has none: the one place the evaluation reads them from the model."""
+    heads = getattr(model, "heads", None) or {}  # models not from synclip.load (baselines) have none
+    return {name: head for name, head in heads.items() if isinstance(head, ClassifierHead)}
+
 
 def head_tasks(limit: int | None = None) -> dict[str, HeadClassification]:
     """``classifier/<set>`` for Fashion-MNIST (test split), MNIST-5k and scikit-learn's digits."""
-    from synclip.data.labelled import DIGIT_CLASSES, FASHION_MNIST_CLASSES
+    from synclip.data.sources.labelled import DIGIT_CLASSES, FASHION_MNIST_CLASSES
     from synclip.eval import fashion_mnist as fm
     from synclip.eval import labelled_tasks as lt
 
@@ -67,7 +86,7 @@ def head_tasks(limit: int | None = None) -> dict[str, HeadClassification]:
 
 
 def choose_head(
-    classifiers: dict[str, dict], class_names: Sequence[str], dataset: str
+    classifiers: dict[str, ClassifierHead], class_names: Sequence[str], dataset: str
 ) -> tuple[str, list[int]]:
     """(objective name, rows of its ``weight`` for ``class_names``) of the first head whose vocabulary
     holds every class name; raises :class:`TaskSkipped` naming the missing classes otherwise."""
@@ -75,13 +94,13 @@ def choose_head(
         raise TaskSkipped(NO_HEAD)
     lacking = {}
     for name, head in classifiers.items():
-        row = {entity: i for i, entity in enumerate(head["vocabulary"])}
+        row = {entity: i for i, entity in enumerate(head.vocabulary)}
         missing = [c for c in class_names if c not in row]
         if not missing:
             return name, [row[c] for c in class_names]
         lacking[name] = missing
     why = "; ".join(
-        f"classifier {name!r} ({len(classifiers[name]['vocabulary'])} entities) lacks {missing}"
+        f"classifier {name!r} ({len(classifiers[name].vocabulary)} entities) lacks {missing}"
         for name, missing in lacking.items()
     )
     raise TaskSkipped(f"no classifier's vocabulary holds every {dataset} class name: {why}")
@@ -95,7 +114,7 @@ def head_logits(features: torch.Tensor, weight: torch.Tensor, temperature: float
 
 def head_result(
     task: HeadClassification,
-    classifiers: dict[str, dict],
+    classifiers: dict[str, ClassifierHead],
     image_features: Callable[[str, Sequence], torch.Tensor],
 ) -> dict:
     """Score ``task`` with the model's ``classifiers``; ``image_features(image_set, images)`` (the
@@ -106,7 +125,7 @@ def head_result(
         raise TaskSkipped("no labelled images (is limit too small?)")
     head = classifiers[name]
     features = image_features(images.image_set, images.images)[images.index]  # (N, D)
-    logits = head_logits(features, head["weight"][rows], head["temperature"])  # (N, C)
+    logits = head_logits(features, head.weight[rows], head.temperature)  # (N, C)
     return {
         "kind": "classifier",
         "metrics": classification_metrics(logits, torch.tensor(images.labels)),
@@ -114,8 +133,8 @@ def head_result(
         "templates": None,  # no prompts: the head's own class weights
         "head": {
             "objective": name,
-            "vocabulary_size": len(head["vocabulary"]),
-            "temperature": head["temperature"],
+            "vocabulary_size": len(head.vocabulary),
+            "temperature": head.temperature,
         },
         "classes": list(task.class_names),
         "data": {

@@ -1,8 +1,8 @@
 """The evaluation runner's model wrapper: encodes each image collection once and scores every task kind.
 
 :class:`Evaluator` keeps image features per collection (in memory, and on disk with a feature cache),
-text features per caption list and zero-shot classifiers per (classes, templates), and turns a task
-(:mod:`synclip.eval.task_data`) into its result entry for ``eval.json``.
+text features per caption list and zero-shot classifiers per (classes, templates), and scores each
+kind of task item (:mod:`synclip.eval.task_data`) into its result entry for ``eval.json``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 from synclip.data.templates import resolve_templates
-from synclip.eval import classifier_head as ch
 from synclip.eval.features import encode_images, encode_texts
 from synclip.eval.finetune import finetune
 from synclip.eval.knn import knn_classify
@@ -32,15 +31,14 @@ from synclip.eval.task_data import Classification, ImageRetrieval, Probe, Retrie
 from synclip.eval.zero_shot import build_classifier, zero_shot_logits
 from synclip.io import atomic_write
 
-Task = Classification | Retrieval | ImageRetrieval | Probe | ch.HeadClassification
-
 
 class Evaluator:
     """A model with caches: image features per image set, text features per text list, classifiers.
 
     With ``feature_cache`` (a folder that belongs to one checkpoint), image features are also kept on
     disk, one file per (image set, number of images, preprocessing), so evaluating the same checkpoint
-    again, with other tasks or templates, encodes nothing twice.
+    again, with other tasks or templates, encodes nothing twice. ``templates`` (a set name or file),
+    when given, replaces every zero-shot task's own template set.
     """
 
     def __init__(
@@ -51,9 +49,10 @@ class Evaluator:
         device="cpu",
         batch_size: int = 256,
         feature_cache: str | Path | None = None,
+        templates: str | None = None,
     ):
         self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
-        self.device, self.batch_size = device, batch_size
+        self.device, self.batch_size, self.templates = device, batch_size, templates
         self.feature_cache = Path(feature_cache) if feature_cache is not None else None
         self._images: dict[str, torch.Tensor] = {}
         self._texts: dict[tuple[str, ...], torch.Tensor] = {}
@@ -94,9 +93,11 @@ class Evaluator:
     def zero_shot_logits(self, task: Classification) -> torch.Tensor:
         """(N, C) prompt-ensemble logits of the task's images."""
         features = self.image_features(task.image_set, task.images)[task.index]  # (N, D)
-        return zero_shot_logits(
-            features, self.classifier(task.class_names, resolve_templates(task.templates)[1])
-        )
+        return zero_shot_logits(features, self.classifier(task.class_names, self._templates(task)[1]))
+
+    def _templates(self, task: Classification) -> tuple[str, list[str]]:
+        """(set name, templates) of a zero-shot task: the evaluation's own set if given, else the task's."""
+        return resolve_templates(self.templates if self.templates is not None else task.templates)
 
     def retrieval_scores(self, task: Retrieval) -> torch.Tensor:
         """(T, I) cosine similarity of every caption to every image."""
@@ -110,7 +111,7 @@ class Evaluator:
         return queries @ gallery.T  # (Q, G)
 
     def zero_shot(self, task: Classification) -> dict:
-        template_set, templates = resolve_templates(task.templates)
+        template_set, templates = self._templates(task)
         logits = self.zero_shot_logits(task)  # (N, C)
         return {
             "kind": "zero_shot",
@@ -193,17 +194,3 @@ class Evaluator:
                 "majority_top1": max(Counter(task.test_labels).values()) / len(task.test_labels),
             },
         }
-
-    def classifier_head(self, task: ch.HeadClassification) -> dict:
-        """The model's trained classification head on a labelled set (:mod:`synclip.eval.classifier_head`);
-        raises TaskSkipped when the model has no head that knows every class of the set."""
-        return ch.head_result(task, getattr(self.model, "classifiers", None) or {}, self.image_features)
-
-    def run(self, task: Task) -> dict:
-        if isinstance(task, ch.HeadClassification):
-            return self.classifier_head(task)
-        if isinstance(task, Probe):
-            return self.finetune(task) if task.protocol == "finetune" else self.probe(task)
-        if isinstance(task, ImageRetrieval):
-            return self.image_retrieval(task)
-        return self.zero_shot(task) if isinstance(task, Classification) else self.retrieval(task)

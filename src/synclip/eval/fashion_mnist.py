@@ -4,7 +4,7 @@ The zero-shot task uses the 10,000 test images; the linear-probe and kNN tasks f
 subset of the 60,000 training images and score on the same test images under the same cache key, so
 one ``evaluate`` call encodes them once for all three.
 
-The images come from Debian's ``dataset-fashion-mnist`` through ``synclip.data.labelled`` and are
+The images come from Debian's ``dataset-fashion-mnist`` through ``synclip.data.sources.labelled`` and are
 converted to RGB there, then preprocessed like every other evaluation image. The prompts use the
 words the emoji names have for these classes where there is one (``trouser`` -> "jeans", ``sneaker``
 -> "running shoe", ``bag`` -> "handbag", ``ankle boot`` -> "boot"), the dataset's own name otherwise;
@@ -31,7 +31,7 @@ CLASS_NAMES = [
 
 def available() -> str | None:
     """None when the test split is installed, else why not (the message names the Debian package)."""
-    from synclip.data.labelled import FASHION_MNIST_DIR
+    from synclip.data.sources.labelled import FASHION_MNIST_DIR
 
     needed = [Path(FASHION_MNIST_DIR) / f"t10k-{kind}-ubyte.gz" for kind in ("images-idx3", "labels-idx1")]
     missing = [str(p) for p in needed if not p.is_file()]
@@ -42,7 +42,7 @@ def available() -> str | None:
 
 def _test_images(limit: int | None) -> tuple[_Subset, str]:
     """(the test split, or ``limit`` images spread evenly over it; its cache key)."""
-    from synclip.data.labelled import fashion_mnist
+    from synclip.data.sources.labelled import fashion_mnist
 
     dataset = fashion_mnist("test")  # items: {"image": PIL RGB 28x28, "label": int, ...}
     n = len(dataset)
@@ -56,7 +56,7 @@ def _labels(images: _Subset) -> list[int]:
 
 def fashion_mnist_task(limit: int | None = None) -> Classification:
     """The test split (or ``limit`` images spread evenly over it) as a 10-way zero-shot task."""
-    from synclip.data.labelled import FASHION_MNIST_DIR
+    from synclip.data.sources.labelled import FASHION_MNIST_DIR
 
     images, image_set = _test_images(limit)
     dataset, index = images.dataset, images.index
@@ -87,7 +87,7 @@ def probe_task(
     images drawn at random (``seed``) and scored on ``n_test`` test images spread evenly over the test
     split, exactly the images of :func:`fashion_mnist_task` with that many, so they share its cache
     key. ``limit`` caps both sizes; ``options`` go to the protocol's function."""
-    from synclip.data.labelled import FASHION_MNIST_DIR, fashion_mnist
+    from synclip.data.sources.labelled import FASHION_MNIST_DIR, fashion_mnist
 
     if protocol not in ("knn", "finetune"):
         from synclip.eval.linear_probe import check_protocol

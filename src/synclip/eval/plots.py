@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from synclip.eval.features import _as_image
-from synclip.eval.task_data import Subset, spread
+from synclip.eval.image_sets import Subset, spread
 
 MAX_TICK_LABELS = 40  # more classes than this: the matrix is drawn without class names
 
@@ -119,34 +119,33 @@ def plot_name(kind: str, task: str) -> str:
     return f"{kind}_{task.replace('/', '_')}.png"
 
 
-def task_plots(evaluator, name: str, task, out_dir: str | Path) -> list[Path]:
-    """Draw a task's picture into ``out_dir`` with the features ``evaluator`` (evaluator.Evaluator) has
-    cached: a confusion matrix for zero-shot classification, a retrieval grid for retrieval (text or
-    image queries)."""
-    from synclip.eval.task_data import Classification, ImageRetrieval, Retrieval
+def confusion_plot(evaluator, name: str, task, out_dir: str | Path) -> list[Path]:
+    """A zero-shot task's (task_data.Classification) confusion matrix, from the features ``evaluator``
+    (evaluator.Evaluator) has cached."""
+    counts = confusion_matrix(evaluator.zero_shot_logits(task), task.labels, len(task.class_names))
+    return [plot_confusion(counts, task.class_names, _folder(out_dir) / plot_name("confusion", name), name)]
 
+
+def retrieval_plot(evaluator, name: str, task, out_dir: str | Path) -> list[Path]:
+    """A text-image retrieval task's (task_data.Retrieval) grid of captions and their top images."""
+    scores = evaluator.retrieval_scores(task)  # (T, I)
+    path = _folder(out_dir) / plot_name("retrieval_grid", name)
+    return [plot_retrieval_grid(task.images, task.captions, scores, task.positives, path, name)]
+
+
+def image_retrieval_plot(evaluator, name: str, task, out_dir: str | Path) -> list[Path]:
+    """An image-image retrieval task's (task_data.ImageRetrieval) grid, each row led by its query image."""
+    scores = evaluator.image_retrieval_scores(task)  # (Q, G)
+    path = _folder(out_dir) / plot_name("retrieval_grid", name)
+    queries = Subset(task.query_images, task.query_index)  # read lazily: only plotted rows load
+    return [
+        plot_retrieval_grid(
+            task.gallery_images, task.query_names, scores, task.positives, path, name, query_images=queries
+        )
+    ]
+
+
+def _folder(out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(task, Classification):
-        counts = confusion_matrix(evaluator.zero_shot_logits(task), task.labels, len(task.class_names))
-        return [plot_confusion(counts, task.class_names, out_dir / plot_name("confusion", name), name)]
-    if isinstance(task, Retrieval):
-        scores = evaluator.retrieval_scores(task)  # (T, I)
-        path = out_dir / plot_name("retrieval_grid", name)
-        return [plot_retrieval_grid(task.images, task.captions, scores, task.positives, path, name)]
-    if isinstance(task, ImageRetrieval):
-        scores = evaluator.image_retrieval_scores(task)  # (Q, G)
-        path = out_dir / plot_name("retrieval_grid", name)
-        queries = Subset(task.query_images, task.query_index)  # read lazily: only plotted rows load
-        return [
-            plot_retrieval_grid(
-                task.gallery_images,
-                task.query_names,
-                scores,
-                task.positives,
-                path,
-                name,
-                query_images=queries,
-            )
-        ]
-    return []
+    return out_dir

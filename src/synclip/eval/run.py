@@ -20,110 +20,28 @@ features of identical caption lists and classifiers of identical (classes, templ
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+import synclip.eval.tasks  # noqa: F401  (registers every task in EVAL_TASKS)
 from synclip.data.templates import resolve_templates
-from synclip.eval import classifier_head as ch
-from synclip.eval import emoji_tasks as et
-from synclip.eval import fashion_mnist as fm
-from synclip.eval import labelled_tasks as lt
-from synclip.eval import user_data as ud
-from synclip.eval.evaluator import Evaluator, Task
-from synclip.eval.plots import task_plots
-from synclip.eval.task_data import Classification, ImageRetrieval, Probe, Retrieval, TaskSkipped
+from synclip.eval.evaluator import Evaluator
+from synclip.eval.task import EvalInputs
+from synclip.eval.task_data import TaskSkipped
 from synclip.io import atomic_write_text
+from synclip.registry import EVAL_TASKS
 
-
-class Sources:
-    """Where task data comes from: the emoji corpus (built on first use), the user's image folder and
-    CSV (see :mod:`synclip.eval.user_data`), and ``limit`` images per set."""
-
-    def __init__(
-        self,
-        corpus_dir: str | Path | None = None,
-        limit: int | None = None,
-        image_folder: str | Path | None = None,
-        class_names: str | Path | None = None,
-        csv: str | Path | None = None,
-        csv_keys: tuple[str, str] = ("filepath", "caption"),
-    ):
-        self._corpus = Path(corpus_dir) if corpus_dir is not None else None
-        self.limit = limit
-        self._rows: dict[str, list[dict]] = {}
-        self._image_folder, self.class_names, self._csv = image_folder, class_names, csv
-        self.csv_keys = csv_keys
-
-    @property
-    def image_folder(self) -> str | Path:
-        if self._image_folder is None:
-            raise ValueError("task 'image_folder' needs an image folder (--image-folder DIR)")
-        return self._image_folder
-
-    @property
-    def csv(self) -> str | Path:
-        if self._csv is None:
-            raise ValueError("task 'csv' needs a CSV of image-text pairs (--csv FILE)")
-        return self._csv
-
-    @property
-    def built(self) -> Path | None:
-        """The corpus folder if a task has used it (or it was given), else None."""
-        return self._corpus
-
-    @property
-    def corpus(self) -> Path:
-        if self._corpus is None:
-            from synclip.data.emoji import build_emoji_corpus
-
-            self._corpus = Path(build_emoji_corpus())
-        return self._corpus
-
-    def rows(self, style: str) -> list[dict]:
-        if style not in self._rows:
-            self._rows[style] = et.read_rows(self.corpus, style, self.limit)
-        return self._rows[style]
-
-
-def _per_style(build: Callable[[Path, str, list[dict]], Classification | Retrieval], prefix: str):
-    return lambda src: {f"{prefix}/{s}": build(src.corpus, s, src.rows(s)) for s in et.STYLES}
-
-
-# Task name -> Sources -> {result name: task data}.
-TASKS: dict[str, Callable[[Sources], dict[str, Task]]] = {
-    "category": _per_style(lambda c, s, r: et.label_task(c, s, r, "category"), "category"),
-    "subcategory": _per_style(lambda c, s, r: et.label_task(c, s, r, "subcategory"), "subcategory"),
-    "head_noun": _per_style(et.head_noun_task, "head_noun"),
-    "retrieval": lambda src: {
-        "retrieval/twemoji": et.retrieval_task(src.corpus, "twemoji", src.rows("twemoji"))
-    },
-    "cross_style": lambda src: {
-        "retrieval/openmoji": et.retrieval_task(src.corpus, "openmoji", src.rows("openmoji"))
-    },
-    "image_retrieval": lambda src: {
-        "image_retrieval/twemoji_to_openmoji": et.image_retrieval_task(
-            src.corpus, "twemoji", src.rows("twemoji"), "openmoji", src.rows("openmoji")
-        )
-    },
-    "fashion_mnist": lambda src: {"fashion_mnist": fm.fashion_mnist_task(src.limit)},
-    "classifier": lambda src: ch.head_tasks(src.limit),
-    "linear_probe": lambda src: {"linear_probe/fashion_mnist": fm.probe_task("lbfgs", src.limit)},
-    "knn": lambda src: {"knn/fashion_mnist": fm.probe_task("knn", src.limit)},
-    "finetune": lambda src: {
-        "finetune/fashion_mnist": fm.probe_task("finetune", src.limit, n_train=fm.N_FINETUNE)
-    },
-    "mnist5k": lambda src: lt.mnist5k_tasks(src.limit),
-    "digits": lambda src: lt.digits_tasks(src.limit),
-    "image_folder": lambda src: ud.image_folder_tasks(src.image_folder, src.class_names, limit=src.limit),
-    "csv": lambda src: ud.csv_task(src.csv, *src.csv_keys, limit=src.limit),
-}
-EMOJI_TASKS = ["category", "subcategory", "head_noun", "retrieval", "cross_style", "image_retrieval"]
+# What runs when no task is named, in this order (eval.json and the table keep it); each is left
+# out with its reason when its data is not installed (EvalTask.unavailable).
+DEFAULT_TASKS = [
+    "category", "subcategory", "head_noun", "retrieval", "cross_style", "image_retrieval",
+    "fashion_mnist", "classifier",
+]  # fmt: skip
 
 
 def default_tasks() -> tuple[list[str], dict[str, str]]:
@@ -136,10 +54,14 @@ def default_tasks() -> tuple[list[str], dict[str, str]]:
     so too ``finetune`` (end-to-end, much slower), ``mnist5k`` and ``digits`` (zero-shot and a linear
     probe each), ``image_folder`` and ``csv``.
     """
-    reason = fm.available()
-    if reason is None:
-        return [*EMOJI_TASKS, "fashion_mnist", "classifier"], {}
-    return [*EMOJI_TASKS, "classifier"], {"fashion_mnist": reason}
+    names, skipped = [], {}
+    for name in DEFAULT_TASKS:
+        reason = EVAL_TASKS.get(name)().unavailable()
+        if reason is None:
+            names.append(name)
+        else:
+            skipped[name] = reason
+    return names, skipped
 
 
 def evaluate(
@@ -159,7 +81,7 @@ def evaluate(
     plots_dir: str | Path | None = None,
     feature_cache: str | Path | None = None,
 ) -> dict:
-    """Run ``tasks`` (names in :data:`TASKS`; default: :func:`default_tasks`) on ``model``.
+    """Run ``tasks`` (names in :data:`synclip.registry.EVAL_TASKS`; default: :func:`default_tasks`) on ``model``.
 
     ``model`` must already be on ``device``; inputs are moved there batch by batch and features come
     back to the CPU. ``limit`` caps every image set (emoji styles, Fashion-MNIST, the digit sets, the
@@ -183,45 +105,30 @@ def evaluate(
         names, skipped = default_tasks()
     else:
         names, skipped = list(tasks) + [name for name in own if name not in tasks], {}
-    unknown = [name for name in names if name not in TASKS]
+    unknown = [name for name in names if name not in EVAL_TASKS]
     if unknown:
-        raise ValueError(f"unknown eval task(s) {unknown}; known: {', '.join(TASKS)}")
+        raise ValueError(f"unknown eval task(s) {unknown}; known: {', '.join(EVAL_TASKS.names())}")
     if templates is not None:
         resolve_templates(templates)  # a bad name or file fails before any image is encoded
     if class_names is not None and image_folder is None:
         raise ValueError("class names (--class-names) name the classes of an image folder (--image-folder)")
-    sources = Sources(corpus_dir, limit, image_folder, class_names, csv, csv_keys)
-    evaluator = Evaluator(model, preprocess, tokenizer, device, batch_size, feature_cache)
+    inputs = EvalInputs(corpus_dir, limit, image_folder, class_names, csv, csv_keys)
+    evaluator = Evaluator(model, preprocess, tokenizer, device, batch_size, feature_cache, templates)
     result: dict = {"tasks": {}, "skipped": skipped, "seconds": {}}
     if plots_dir is not None:
         result["plots"] = {}
     for name in names:
         start = time.perf_counter()
         try:
-            task_data = TASKS[name](sources)
-        except (FileNotFoundError, ModuleNotFoundError) as err:
+            out = EVAL_TASKS.get(name)().run(evaluator, inputs, plots_dir)
+        except TaskSkipped as err:  # its data cannot be found or built
             warnings.warn(f"eval task {name!r} skipped: {err}", stacklevel=2)
             result["skipped"][name] = str(err)
             continue
-        for key, task in task_data.items():
-            if isinstance(task, Classification) and not task.index:
-                result["skipped"][key] = "no labelled images (is limit too small?)"
-                continue
-            if isinstance(task, ImageRetrieval) and not task.query_index:
-                result["skipped"][key] = "no query image has a positive in the gallery (is limit too small?)"
-                continue
-            if isinstance(task, Classification) and templates is not None:
-                task = dataclasses.replace(task, templates=templates)
-            if isinstance(task, Probe) and len(task.train_labels) < 2:
-                result["skipped"][key] = "fewer than 2 training images (is limit too small?)"
-                continue
-            try:
-                result["tasks"][key] = evaluator.run(task)
-            except TaskSkipped as err:  # the model cannot do this task (e.g. no classification head)
-                result["skipped"][key] = str(err)
-                continue
-            if plots_dir is not None and not isinstance(task, Probe):
-                result["plots"][key] = [str(p) for p in task_plots(evaluator, key, task, plots_dir)]
+        result["tasks"].update(out.tasks)
+        result["skipped"].update(out.skipped)
+        if plots_dir is not None:
+            result["plots"].update(out.plots)
         result["seconds"][name] = round(time.perf_counter() - start, 3)
     result["settings"] = {
         "device": str(device),
@@ -231,7 +138,7 @@ def evaluate(
         "image_folder": None if image_folder is None else str(image_folder),
         "class_names": None if class_names is None else str(class_names),
         "csv": None if csv is None else str(csv),
-        "corpus_dir": str(sources.built) if sources.built is not None else None,
+        "corpus_dir": str(inputs.built) if inputs.built is not None else None,
     }
     return result
 

@@ -1,5 +1,10 @@
 """What an evaluation task hands to the runner: images (by a cache key), plus labels or captions.
 
+Each item (:class:`Classification`, :class:`Retrieval`, :class:`ImageRetrieval`, :class:`Probe`, and
+:class:`synclip.eval.classifier_head.HeadClassification`) says why it cannot run (``skip_reason``:
+None when it can), scores itself on an :class:`~synclip.eval.evaluator.Evaluator` (``score``: its
+``eval.json`` entry) and draws its picture (``plot``: paths, or None for an item without one).
+
 ``image_set`` names an image collection, so the runner encodes each collection once per ``evaluate``
 call and every task on it (category, subcategory, head noun, retrieval on Twemoji) reuses the features;
 a :class:`Probe` names two collections, train and test, and shares each with any task on the same key.
@@ -12,39 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from PIL import Image
 
+from synclip.eval.image_sets import ImageFiles, Subset, spread
 
-class ImageFiles:
-    """A lazy map-style dataset of image files, each read as RGB when indexed."""
-
-    def __init__(self, paths: Sequence[str | Path]):
-        self.paths = [Path(p) for p in paths]
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> Image.Image:
-        with Image.open(self.paths[index]) as image:
-            return image.convert("RGB")
-
-
-class Subset:
-    """``dataset[index[j]]`` as item ``j``: a view that encode_images reads lazily."""
-
-    def __init__(self, dataset, index: Sequence[int]):
-        self.dataset, self.index = dataset, list(index)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, j: int):
-        return self.dataset[self.index[j]]
-
-
-def spread(n: int, limit: int | None) -> list[int]:
-    """``range(n)``, or ``limit`` indices spread evenly over it (``i * n // limit``)."""
-    return list(range(n)) if limit is None or limit >= n else [i * n // limit for i in range(limit)]
+__all__ = ["ImageFiles", "Subset", "spread"]  # with the task items below
 
 
 @dataclass
@@ -59,6 +35,17 @@ class Classification:
     templates: str  # a template set name or file (synclip.data.templates.resolve_templates)
     data: dict = field(default_factory=dict)  # provenance for eval.json
 
+    def skip_reason(self) -> str | None:
+        return None if self.index else "no labelled images (is limit too small?)"
+
+    def score(self, evaluator) -> dict:
+        return evaluator.zero_shot(self)
+
+    def plot(self, evaluator, name: str, out_dir: str | Path) -> list[Path] | None:
+        from synclip.eval.plots import confusion_plot
+
+        return confusion_plot(evaluator, name, self, out_dir)
+
 
 @dataclass
 class Retrieval:
@@ -69,6 +56,17 @@ class Retrieval:
     captions: list[str]  # (T,) unique texts
     positives: torch.Tensor  # (T, I) bool: caption t describes image i
     data: dict = field(default_factory=dict)
+
+    def skip_reason(self) -> str | None:
+        return None
+
+    def score(self, evaluator) -> dict:
+        return evaluator.retrieval(self)
+
+    def plot(self, evaluator, name: str, out_dir: str | Path) -> list[Path] | None:
+        from synclip.eval.plots import retrieval_plot
+
+        return retrieval_plot(evaluator, name, self, out_dir)
 
 
 @dataclass
@@ -87,6 +85,19 @@ class ImageRetrieval:
     positives: torch.Tensor  # (Q, G) bool: gallery image g shows what query q shows
     query_names: list[str]  # (Q,) what each query shows (its caption), for plots
     data: dict = field(default_factory=dict)
+
+    def skip_reason(self) -> str | None:
+        if not self.query_index:
+            return "no query image has a positive in the gallery (is limit too small?)"
+        return None
+
+    def score(self, evaluator) -> dict:
+        return evaluator.image_retrieval(self)
+
+    def plot(self, evaluator, name: str, out_dir: str | Path) -> list[Path] | None:
+        from synclip.eval.plots import image_retrieval_plot
+
+        return image_retrieval_plot(evaluator, name, self, out_dir)
 
 
 @dataclass
@@ -112,6 +123,15 @@ class Probe:
     data: dict = field(default_factory=dict)  # provenance for eval.json
     train_index: list[int] | None = None  # (N_train,) positions in train_images; None: all
     test_index: list[int] | None = None  # (N_test,) positions in test_images; None: all
+
+    def skip_reason(self) -> str | None:
+        return "fewer than 2 training images (is limit too small?)" if len(self.train_labels) < 2 else None
+
+    def score(self, evaluator) -> dict:
+        return evaluator.finetune(self) if self.protocol == "finetune" else evaluator.probe(self)
+
+    def plot(self, evaluator, name: str, out_dir: str | Path) -> list[Path] | None:
+        return None  # a fitted classifier: no picture
 
 
 class TaskSkipped(Exception):

@@ -1,21 +1,32 @@
-"""Losses are plain maths: tensors in, scalar out. Collectives only through synclip.distributed."""
+"""Losses are plain maths: tensors in, scalar out. Collectives only through synclip.distributed.
 
-from synclip.losses.cosine import simsiam_loss
-from synclip.losses.info_nce import clip_loss, contrastive_logits
+Each file is named after the method whose loss it holds (``clip``, ``simclr``, ``simsiam``, ``nclip``,
+``multiview_clip`` (DeCLIP's MVS), ``unicl``, ``mae``, ``mim``); ``masked_ce`` is the masked-token
+cross-entropy that MLM and the entity classifier (MOFI) share.
+"""
+
+from synclip.losses.clip import clip_loss, contrastive_logits
+from synclip.losses.mae import masked_patch_mse, normalise_patches, patchify
 from synclip.losses.masked_ce import masked_token_ce
-from synclip.losses.multiview import multiview_clip_loss
-from synclip.losses.noncontrastive import entropy, nclip_loss
-from synclip.losses.ntxent import ntxent_loss
+from synclip.losses.mim import mim_feature_loss
+from synclip.losses.multiview_clip import multiview_clip_loss
+from synclip.losses.nclip import entropy, nclip_loss
+from synclip.losses.simclr import ntxent_loss
+from synclip.losses.simsiam import simsiam_loss
 from synclip.losses.unicl import unicl_loss
 
 __all__ = [
     "clip_loss",
     "contrastive_logits",
     "entropy",
+    "masked_patch_mse",
     "masked_token_ce",
+    "mim_feature_loss",
     "multiview_clip_loss",
     "nclip_loss",
+    "normalise_patches",
     "ntxent_loss",
+    "patchify",
     "simsiam_loss",
     "unicl_loss",
 ]

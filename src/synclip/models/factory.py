@@ -95,9 +95,13 @@ def load_state(model: TwoTower, state: dict, where: str = "the state dict") -> N
         )
 
 
-def open_clip_state_dict(model: TwoTower, logit_scale: torch.Tensor | float | None = None) -> dict:
-    """The model's weights in open_clip's layout, with ``logit_scale`` re-added."""
+def open_clip_state_dict(model: TwoTower, exported: dict[str, torch.Tensor] | None = None) -> dict:
+    """The model's weights in open_clip's layout plus what the objectives export beside the towers
+    (``Recipe.export_state``: ``logit_scale``, ...); ``logit_scale`` is CLIP's 1/0.07 when none does."""
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    exported = dict(exported or {})
+    logit_scale = exported.pop("logit_scale", None)
     value = DEFAULT_LOGIT_SCALE if logit_scale is None else float(logit_scale)
     state["logit_scale"] = torch.tensor(value)
+    state.update({k: v.detach().clone() for k, v in exported.items()})
     return state

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
-from synclip.data.views_image import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from synclip.data.views.image import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from synclip.io.checkpoint import FORMAT, read_checkpoint
 from synclip.models.factory import create_model, load_state
 

@@ -2,7 +2,8 @@
 
 It is an ``open_clip.model.CLIP`` without the logit scale (temperatures belong to objectives), so its
 state dict has open_clip's layout and a checkpoint of a standard architecture loads into
-``open_clip.create_model`` after re-adding ``logit_scale`` (see ``synclip.models.export``).
+``open_clip.create_model`` after re-adding what the objectives export, ``logit_scale`` first
+(see ``synclip.models.factory.open_clip_state_dict`` and ``Objective.export_state``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,22 @@
-"""The objective interface and the per-step encoding memo.
+"""The objective contract and the per-step encoding memo.
 
-An objective is one small module: it names the views it reads (and the source they come from), owns
-its heads, temperatures and state (so they land under ``recipe.<name>.*`` in checkpoints), and returns
-``{"loss": ..., **metrics}``. ``post_step`` runs after each optimizer step (clamps, queue updates, EMA).
+An objective is one small module. Everything the trainer, the checkpoint, export and
+:func:`synclip.load` ask of it is declared on :class:`Objective`, with a default, so a new method is
+one file plus a recipe:
+
+- ``__init__(model, **options)``: its options (the config checks them against the signatures);
+- ``prepare(options, ctx)`` (classmethod): options filled from the run before it is built
+  (vocabularies from data, a view's normalisation); default: as given;
+- ``reads()``: the views it reads, each with its source and tower (:class:`Read`);
+- ``forward(enc, batch) -> {"loss": ..., **metrics}`` and ``post_step()`` (clamps, queues, EMA);
+- ``tower_parameters()``: own parameters fed into a tower call (a mask token);
+- ``may_leave_unused()``: whether a step can leave some of its parameters without a gradient;
+- ``export_state()``: tensors that belong beside the towers in open_clip's layout (``logit_scale``);
+- ``inference_state()`` and ``inference_head(options, state)`` (classmethod): a head needed at
+  inference, saved under ``heads`` in checkpoints and exports and rebuilt by :func:`synclip.load` as
+  ``model.heads[name]``.
+
+Its parameters and buffers land under ``recipe.objectives.<name>.*`` in checkpoints.
 """
 
 from __future__ import annotations
@@ -10,6 +24,8 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -18,15 +34,79 @@ from torch import nn
 from synclip.registry import OBJECTIVES
 
 Request = tuple[str, str, str, float]  # (tower, view, source, patch dropout)
+TOWERS = ("image", "text")
 
 
-def tower_of(view: str) -> str | None:
-    """The tower a view goes through, from its name: ``image*`` -> image, ``text*`` -> text."""
-    if view.startswith("image"):
-        return "image"
-    if view.startswith("text"):
-        return "text"
-    return None
+@dataclass(frozen=True)
+class Read:
+    """One view an objective reads: from ``source``, through ``tower`` ("image", "text", or None for a
+    view that is not encoded, such as a label or a mask), with ``patch_dropout`` in training.
+
+    ``memo=False`` marks a view the objective encodes itself (with a patch mask, say, through
+    :meth:`Encoded.memo`), so the shared memo does not encode it as well.
+    """
+
+    view: str
+    tower: str | None
+    source: str = "pairs"
+    patch_dropout: float = 0.0
+    memo: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tower is not None and self.tower not in TOWERS:
+            raise ValueError(f"a view goes through the image or the text tower (or none), not {self.tower!r}")
+
+
+class RunContext:
+    """What :meth:`Objective.prepare` may look at: the run's ``views`` and ``data.sources`` sections."""
+
+    def __init__(self, views: dict | None = None, sources: dict | None = None, objective: str = ""):
+        self.views = dict(views or {})
+        self.sources = dict(sources or {})
+        self.objective = objective  # the instance name being prepared, for error messages
+
+    def named(self, objective: str) -> RunContext:
+        """This context for the objective instance called ``objective``."""
+        return RunContext(self.views, self.sources, objective)
+
+    def view(self, name: str) -> tuple[str, dict[str, Any]]:
+        """``(kind, complete options)`` of the view called ``name`` in this run."""
+        from synclip.data.views import resolve_view
+
+        return resolve_view(name, self.views.get(name))
+
+    def check_reads(self, reads: list[Read]) -> None:
+        """Each view read through a tower must be a kind registered for that tower."""
+        from synclip.data.views import view_tower_of
+        from synclip.registry import VIEWS
+
+        for read in reads:
+            kind = (self.views.get(read.view) or {}).get("kind", read.view)
+            if read.tower is None or kind not in VIEWS:
+                continue  # unknown kinds are the data pipeline's error, with the list of known views
+            feeds = view_tower_of(read.view, self.views)
+            if feeds != read.tower:
+                raise ValueError(
+                    f"objectives.{self.objective} reads view {read.view!r} through the {read.tower} tower, "
+                    f"but a {kind!r} view feeds {f'the {feeds} tower' if feeds else 'no tower'}; "
+                    f"point the objective at a {read.tower} view"
+                )
+
+    def open_source(self, name: str):
+        """The map-style dataset of source ``name`` (errors name the objective that asked)."""
+        from synclip.data.sources import build_source
+
+        who = f"objectives.{self.objective}"
+        spec = dict(self.sources.get(name) or {})
+        if not spec:
+            raise ValueError(f"{who} reads source {name!r}, but data.sources has only {list(self.sources)}")
+        if spec.get("kind") == "webdataset":
+            raise ValueError(
+                f"{who}: cannot read the streamed source {name!r} before training; give the option that "
+                "needs it explicitly (e.g. a vocabulary file with one entity per line)"
+            )
+        spec.pop("batch_size", None)
+        return build_source(name, spec)
 
 
 class Encoded:
@@ -120,45 +200,105 @@ class Encoded:
 
 
 class Objective(nn.Module):
-    """Base class. Subclasses set ``views`` and implement ``forward(enc, batch) -> dict``.
+    """Base class: subclasses implement :meth:`reads` and :meth:`forward`; the rest has defaults.
 
     Constructor keyword arguments are the objective's whole configuration; the recipe YAML passes
     them through and unknown ones are errors. ``source`` names the batch entry the views come from.
     """
 
-    views: tuple[str, ...] = ()
+    has_head: ClassVar[bool] = False  # True: inference_state() is saved under ``heads``
 
     def __init__(self, model: nn.Module, source: str = "pairs"):
         super().__init__()
         self.source = source
 
-    def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+    # -- configuration ---------------------------------------------------------------------------
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Option names and their defaults (``inspect.Parameter.empty`` where there is none)."""
+        options: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if klass is nn.Module or not issubclass(klass, Objective):
+                continue
+            for p in list(inspect.signature(klass.__init__).parameters.values())[2:]:
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                    options[p.name] = p.default
+        return options
+
+    @classmethod
+    def resolve(cls, options: dict) -> dict[str, Any]:
+        """``options`` completed with the defaults (an option without a default is left out)."""
+        out = {k: v for k, v in cls.defaults().items() if v is not inspect.Parameter.empty}
+        out.update(options)
+        return out
+
+    @classmethod
+    def prepare(cls, options: dict, ctx: RunContext) -> dict:
+        """Options filled from the run before the objective is built (default: as given).
+
+        ``options`` are the configured ones (without ``weight`` and ``type``); return a new dict. The
+        run's config is left as written, so a checkpoint's config shows what the user asked for.
+        """
+        return dict(options)
+
+    # -- what it reads ---------------------------------------------------------------------------
+    def reads(self) -> list[Read]:
+        """The views this objective reads, in the order it encodes them."""
+        raise NotImplementedError(f"{type(self).__name__} must declare the views it reads in reads()")
 
     def needs(self) -> dict[str, list[str]]:
-        """Views this objective reads, per source; one source by default (UniCL reads several)."""
-        return {self.source: list(self.views)}
+        """Views the data pipeline must build for this objective, per source."""
+        out: dict[str, list[str]] = {}
+        for read in self.reads():
+            views = out.setdefault(read.source, [])
+            if read.view not in views:
+                views.append(read.view)
+        return out
 
     def requests(self) -> list[Request]:
-        """The tower inputs this objective will ask for, so :meth:`Encoded.prefetch` can batch them."""
-        dropout = getattr(self, "patch_dropout", 0.0)
-        ssl_views = getattr(self, "patch_dropout_views", ())
-        out = []
-        for source, views in self.needs().items():
-            for view in views:
-                tower = tower_of(view)
-                if tower:
-                    out.append((tower, view, source, dropout if view in ssl_views else 0.0))
-        return out
+        """The shared tower inputs it will ask for, so :meth:`Encoded.prefetch` can batch them."""
+        return [(r.tower, r.view, r.source, r.patch_dropout) for r in self.reads() if r.tower and r.memo]
+
+    def towers(self) -> set[str]:
+        """The towers its views go through."""
+        return {r.tower for r in self.reads() if r.tower}
+
+    # -- training --------------------------------------------------------------------------------
+    def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
 
     def tower_parameters(self) -> list[nn.Parameter]:
         """Own parameters fed into a tower call (a MIM mask token): they get their gradient per
         micro-batch under gradient accumulation, like the model's, and are not divided by k."""
         return []
 
+    def may_leave_unused(self) -> bool:
+        """Whether a step can leave some of this objective's trainable parameters without a gradient
+        (DDP must then look for unused parameters). Default: no."""
+        return False
+
     @torch.no_grad()
     def post_step(self) -> None:
         """Called after every optimizer step."""
+
+    # -- after training --------------------------------------------------------------------------
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """Tensors that belong beside the towers in the open_clip-layout model (``synclip export``),
+        e.g. ``{"logit_scale": ...}``; the first objective of a recipe to give a key wins."""
+        return {}
+
+    def inference_state(self) -> dict[str, Any] | None:
+        """What :meth:`inference_head` needs to rebuild this objective's head at inference, or None.
+
+        Default: the objective's own state dict when ``has_head`` is set. Checkpoints save it under
+        ``heads.<name>`` with the objective's type and options.
+        """
+        return dict(self.state_dict()) if self.has_head else None
+
+    @classmethod
+    def inference_head(cls, options: dict[str, Any], state: dict[str, Any]) -> nn.Module:
+        """The head served as ``model.heads[name]``, from resolved ``options`` and the saved state."""
+        raise NotImplementedError(f"objective {cls.__name__} has no inference head")
 
 
 class TemperatureObjective(Objective):
@@ -196,15 +336,10 @@ class TemperatureObjective(Objective):
     def post_step(self) -> None:
         self.logit_scale.clamp_(0, self.max_log_scale)
 
+    def export_state(self) -> dict[str, torch.Tensor]:
+        return {"logit_scale": self.logit_scale.detach()}
+
 
 def objective_options(name: str) -> dict[str, object]:
     """Option names of a registered objective and their defaults (``inspect.Parameter.empty`` if none)."""
-    cls = OBJECTIVES.get(name)
-    options: dict[str, object] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is nn.Module or not issubclass(klass, Objective):
-            continue
-        for p in list(inspect.signature(klass.__init__).parameters.values())[2:]:
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
-                options[p.name] = p.default
-    return options
+    return OBJECTIVES.get(name).defaults()

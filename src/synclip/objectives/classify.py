@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synclip.data.entities import read_vocabulary
+from synclip.data.entities import build_vocabulary, read_vocabulary, source_entities
 from synclip.losses import masked_token_ce
 from synclip.losses.masked_ce import IGNORE
-from synclip.objectives.base import Encoded, Objective, objective_options
+from synclip.objectives.base import Encoded, Objective, Read, RunContext
 from synclip.registry import OBJECTIVES
 
 
@@ -40,7 +40,7 @@ class Classify(Objective):
     a resumed run or ``synclip.load`` maps entities to the same ids.
     """
 
-    needs_vocabulary = True  # build_pretrainer fills in ``vocabulary: null`` from the source
+    has_head = True  # the classifier serves ``synclip eval``'s classifier task as model.heads[name]
 
     def __init__(
         self,
@@ -55,9 +55,8 @@ class Classify(Objective):
         super().__init__(model, source)
         if vocabulary is None:
             raise ValueError(
-                "classify needs its entity vocabulary: with vocabulary: null, synclip.train.setup."
-                "build_pretrainer builds it from the source; otherwise give a file (one entity per "
-                "line) or a list"
+                "classify needs its entity vocabulary: with vocabulary: null, training builds it from "
+                "the source (Classify.prepare); otherwise give a file (one entity per line) or a list"
             )
         if isinstance(vocabulary, str):
             vocabulary = read_vocabulary(vocabulary)
@@ -65,12 +64,33 @@ class Classify(Objective):
             raise ValueError("classify.vocabulary must be a non-empty list of distinct entities")
         if temperature <= 0:
             raise ValueError(f"classify.temperature must be positive, got {temperature}")
-        self.views = (image_view, entity_view)
         self.image_view, self.entity_view = image_view, entity_view
         self.min_count, self.temperature = min_count, float(temperature)
         dim = int(model.embed_dim)
         self.weight = nn.Parameter(torch.randn(len(vocabulary), dim) * dim**-0.5)  # (K, D)
         self._set_vocabulary(list(vocabulary))
+
+    @classmethod
+    def prepare(cls, options: dict, ctx: RunContext) -> dict:
+        """``vocabulary: null`` becomes the sorted entities of ``source`` (as ``entity_view`` gives
+        them) seen at least ``min_count`` times."""
+        options = dict(options)
+        if options.get("vocabulary") is not None:
+            return options
+        resolved = cls.resolve(options)
+        who = f"objectives.{ctx.objective}"
+        view_kind, view_options = ctx.view(resolved["entity_view"])
+        if view_kind != "entity":
+            raise ValueError(
+                f"{who}.entity_view {resolved['entity_view']!r} is a {view_kind!r} view, not entity"
+            )
+        source = ctx.open_source(resolved["source"])
+        entities = source_entities(source, view_options["field"], view_options["normalise"])
+        options["vocabulary"] = build_vocabulary(entities, int(resolved["min_count"]))
+        return options
+
+    def reads(self) -> list[Read]:
+        return [Read(self.image_view, "image", self.source), Read(self.entity_view, None, self.source)]
 
     def _set_vocabulary(self, vocabulary: list[str]) -> None:
         self.vocabulary = vocabulary
@@ -89,6 +109,10 @@ class Classify(Objective):
             )
         self._set_vocabulary(vocabulary)
 
+    @classmethod
+    def inference_head(cls, options: dict, state: dict) -> ClassifierHead:
+        return ClassifierHead(state["_extra_state"]["vocabulary"], state["weight"], options["temperature"])
+
     def ids(self, entities: list[str], device: torch.device) -> torch.Tensor:
         """Class ids (B,) of entity strings; -100 for entities outside the vocabulary."""
         return torch.tensor([self.index.get(e, IGNORE) for e in entities], dtype=torch.long, device=device)
@@ -106,29 +130,23 @@ class Classify(Objective):
         return out
 
 
-def checkpoint_classifiers(objectives: dict[str, dict], recipe_state: dict) -> dict[str, dict]:
-    """The trained heads of a checkpoint's ``classify`` objectives, usable without building a Recipe.
+class ClassifierHead(nn.Module):
+    """A trained ``classify`` head at inference: ``model.heads[name]`` after :func:`synclip.load`.
 
-    ``objectives`` is the run config's ``objectives`` section, ``recipe_state`` the checkpoint's
-    ``recipe`` state. Returns ``{objective name: {"vocabulary": [...], "weight": (K, D) float32 tensor
-    as trained (not normalised), "temperature": float}}``: row k of ``weight`` is class
-    ``vocabulary[k]``, and ``normalize(image) @ normalize(weight).T / temperature`` are the
-    objective's :meth:`Classify.logits`. Objectives of other kinds, or missing from the state, are left out.
+    ``vocabulary[k]`` names class k; ``weight`` (K, D) is the head as trained (not normalised), and
+    ``logits(image features)`` are the objective's cosine logits divided by ``temperature``.
     """
-    out = {}
-    for name, options in objectives.items():
-        options = dict(options or {})
-        kind = options.get("type", name)
-        if kind not in OBJECTIVES or not issubclass(OBJECTIVES.get(kind), Classify):
-            continue
-        weight = recipe_state.get(f"objectives.{name}.weight")  # (K, D)
-        extra = recipe_state.get(f"objectives.{name}._extra_state")
-        if not isinstance(weight, torch.Tensor) or not isinstance(extra, dict):
-            continue
-        temperature = options.get("temperature", objective_options(kind)["temperature"])
-        out[name] = {
-            "vocabulary": list(extra["vocabulary"]),
-            "weight": weight.detach().float().cpu(),
-            "temperature": float(temperature),
-        }
-    return out
+
+    def __init__(self, vocabulary: list[str], weight: torch.Tensor, temperature: float):
+        super().__init__()
+        self.vocabulary = list(vocabulary)
+        self.temperature = float(temperature)
+        self.register_buffer("weight", weight.detach().float().clone())  # (K, D)
+
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, K) logits of unit image features (B, D)."""
+        weight = F.normalize(self.weight, dim=-1).to(image.dtype)  # (K, D)
+        return image @ weight.T / self.temperature  # (B, D) @ (D, K) -> (B, K)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.logits(image)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from synclip.losses import clip_loss
-from synclip.objectives.base import Encoded, TemperatureObjective
+from synclip.objectives.base import Encoded, Read, TemperatureObjective
 from synclip.registry import OBJECTIVES
 
 
@@ -22,25 +22,26 @@ from synclip.registry import OBJECTIVES
 class Clip(TemperatureObjective):
     """Symmetric InfoNCE between the ``image`` and ``text`` views of a source."""
 
-    views = ("image", "text")
-
     def __init__(
         self,
         model: nn.Module,
         source: str = "pairs",
-        init_logit_scale: float = 1 / 0.07,
-        max_logit_scale: float = 100.0,
-        learn_logit_scale: bool = True,
         image_view: str = "image",
         text_view: str = "text",
         patch_dropout: float = 0.0,
+        **temperature,
     ):
-        super().__init__(model, source, init_logit_scale, max_logit_scale, learn_logit_scale)
+        super().__init__(model, source, **temperature)
         if not 0.0 <= patch_dropout < 1.0:
             raise ValueError(f"clip.patch_dropout must be in [0, 1), got {patch_dropout}")
-        self.views = (image_view, text_view)
         self.image_view, self.text_view = image_view, text_view
-        self.patch_dropout, self.patch_dropout_views = patch_dropout, (image_view,)
+        self.patch_dropout = patch_dropout
+
+    def reads(self) -> list[Read]:
+        return [
+            Read(self.image_view, "image", self.source, self.patch_dropout),
+            Read(self.text_view, "text", self.source),
+        ]
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         image = enc.image(self.image_view, self.source, self.patch_dropout)["features"]  # (B, D)

@@ -20,30 +20,10 @@ import torch
 from open_clip.transformer import Transformer
 from torch import nn
 
-from synclip.objectives.base import Encoded, Objective
+from synclip.losses.mae import masked_patch_mse, normalise_patches, patchify
+from synclip.objectives.base import Encoded, Objective, Read
 from synclip.objectives.mim_distill import check_mask, mim_width
 from synclip.registry import OBJECTIVES
-
-
-def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
-    """Images (B, C, H, W) -> patches (B, P, patch * patch * C) in the ViT's row-major patch order."""
-    b, c, h, w = images.shape
-    x = images.reshape(b, c, h // patch, patch, w // patch, patch)  # (B, C, gh, p, gw, p)
-    return x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // patch) * (w // patch), patch * patch * c)
-
-
-def normalise_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Per-patch normalised pixels (MAE's ``norm_pix_loss`` target): zero mean, unit variance per patch."""
-    mean = patches.mean(dim=-1, keepdim=True)  # (B, P, 1)
-    var = patches.var(dim=-1, keepdim=True)  # (B, P, 1), unbiased as in MAE
-    return (patches - mean) / (var + eps).sqrt()
-
-
-def masked_patch_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the masked patches only: pred, target (B, P, D), mask (B, P) bool."""
-    error = (pred - target).pow(2).mean(dim=-1)  # (B, P)
-    hidden = mask.to(error.dtype)  # (B, P), 1 at masked patches
-    return (error * hidden).sum() / hidden.sum()
 
 
 @OBJECTIVES.register("mae")
@@ -53,8 +33,6 @@ class Mae(Objective):
     The default ``mask_view`` is ``image_mask_mae`` (75% uniform random); with ``norm_pix`` the targets
     are per-patch-normalised pixels of the view (which is already mean/std normalised).
     """
-
-    views = ("image", "image_mask_mae")
 
     def __init__(
         self,
@@ -74,7 +52,6 @@ class Mae(Objective):
         heads = decoder_heads or max(1, decoder_width // 64)
         if decoder_width % heads:
             raise ValueError(f"mae decoder_width {decoder_width} must be a multiple of decoder_heads {heads}")
-        self.views = (image_view, mask_view)
         self.image_view, self.mask_view, self.norm_pix = image_view, mask_view, norm_pix
         self.patch = int(model.visual.patch_size[0])
         grid_h, grid_w = (int(g) for g in model.visual.grid_size)
@@ -88,8 +65,12 @@ class Mae(Objective):
         self.norm = nn.LayerNorm(decoder_width)
         self.pixels = nn.Linear(decoder_width, self.patch * self.patch * 3)
 
-    def requests(self) -> list:
-        return []  # the encoder sees only the visible patches, encoded in forward
+    def reads(self) -> list[Read]:
+        # the encoder sees only the visible patches, encoded in forward (not through the shared memo)
+        return [
+            Read(self.image_view, "image", self.source, memo=False),
+            Read(self.mask_view, None, self.source),
+        ]
 
     def _encode(self, model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
         images, mask = batch[self.source][self.image_view], batch[self.source][self.mask_view]

@@ -15,16 +15,15 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
-from synclip.data.views_image import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from synclip.data.views.image import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from synclip.losses.mim import MIM_LOSSES, mim_feature_loss
 from synclip.models.teacher import Frozen, build_teacher
-from synclip.objectives.base import Encoded, Objective
+from synclip.objectives.base import Encoded, Objective, Read, RunContext
 from synclip.registry import OBJECTIVES
 
-LOSSES = ("cosine", "smooth_l1")
 HEADS = ("linear", "mlp")
 
 
@@ -62,8 +61,6 @@ class MimDistill(Objective):
     unset, a training run takes them from its ``image_view`` options.
     """
 
-    views = ("image", "image_mask")
-
     def __init__(
         self,
         model: nn.Module,
@@ -87,14 +84,13 @@ class MimDistill(Objective):
                 "mim_distill needs a teacher: a synclip checkpoint path, 'efficientnet-lite0', or a "
                 "weights file with teacher_model=open_clip:<arch> / timm:<name>"
             )
-        if loss not in LOSSES:
-            raise ValueError(f"mim_distill loss must be one of {LOSSES}, got {loss!r}")
+        if loss not in MIM_LOSSES:
+            raise ValueError(f"mim_distill loss must be one of {MIM_LOSSES}, got {loss!r}")
         if head not in HEADS:
             raise ValueError(f"mim_distill head must be one of {HEADS}, got {head!r}")
         width = mim_width(model, "mim_distill")
-        self.views = (image_view, mask_view)
         self.image_view, self.mask_view, self.loss = image_view, mask_view, loss
-        # training fills these from the run's image view (synclip.train.setup); CLIP's by default
+        # prepare() fills these from the run's image view; CLIP's statistics when built on its own
         self.image_mean = tuple(image_mean if image_mean is not None else OPENAI_CLIP_MEAN)
         self.image_std = tuple(image_std if image_std is not None else OPENAI_CLIP_STD)
         self.grid = tuple(int(g) for g in model.visual.grid_size)  # (grid_h, grid_w)
@@ -111,8 +107,22 @@ class MimDistill(Objective):
         else:
             self.head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, dim))
 
-    def requests(self) -> list:
-        return []  # the student sees the masked view, encoded in forward
+    @classmethod
+    def prepare(cls, options: dict, ctx: RunContext) -> dict:
+        """Unset ``image_mean`` / ``image_std`` come from the run's options of ``image_view``."""
+        options = dict(options)
+        _, view_options = ctx.view(cls.resolve(options)["image_view"])
+        for key, stat in (("image_mean", "mean"), ("image_std", "std")):
+            if options.get(key) is None and stat in view_options:
+                options[key] = tuple(float(v) for v in view_options[stat])
+        return options
+
+    def reads(self) -> list[Read]:
+        # the student sees the masked view, encoded in forward (not through the shared memo)
+        return [
+            Read(self.image_view, "image", self.source, memo=False),
+            Read(self.mask_view, None, self.source),
+        ]
 
     def tower_parameters(self) -> list[nn.Parameter]:
         return [self.mask_token]
@@ -129,9 +139,4 @@ class MimDistill(Objective):
         mask = batch[self.source][self.mask_view]  # (B, P) bool
         pred = self.head(out["tokens"][mask]).float()  # (M, C), M masked patches in the batch
         target = out["target"][mask].float()  # (M, C)
-        cos = F.cosine_similarity(pred, target, dim=-1)  # (M,)
-        if self.loss == "cosine":
-            loss = -cos.mean()
-        else:
-            loss = F.smooth_l1_loss(pred, F.layer_norm(target, target.shape[-1:]))
-        return {"loss": loss, "cos": cos.detach().mean()}
+        return mim_feature_loss(pred, target, self.loss)

@@ -5,7 +5,7 @@
   text transformer's per-token outputs (its causal mask kept); cross-entropy on masked tokens.
 
 The ``text_mlm`` view supplies (B, 2, L) ``[masked ids; labels]`` with label -100 where nothing is
-predicted (see ``synclip.data.views_text_mlm``).
+predicted (see ``synclip.data.views.text_mlm``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torch import nn
 
 from synclip.losses import masked_token_ce
 from synclip.losses.masked_ce import IGNORE
-from synclip.objectives.base import Encoded, Objective
+from synclip.objectives.base import Encoded, Objective, Read
 from synclip.registry import OBJECTIVES
 
 
@@ -25,10 +25,12 @@ class Mlm(Objective):
 
     def __init__(self, model: nn.Module, source: str = "pairs", view: str = "text_mlm"):
         super().__init__(model, source)
-        self.views = (view,)
         self.view = view
         vocab = int(model.vocab_size)
         self.head = nn.Linear(int(model.text_width), vocab)
+
+    def reads(self) -> list[Read]:
+        return [Read(self.view, "text", self.source)]
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         labels = batch[self.source][self.view][:, 1]  # (B, 2, L) -> (B, L)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from synclip.losses import multiview_clip_loss
-from synclip.objectives.base import Encoded, TemperatureObjective
+from synclip.objectives.base import Encoded, Read, TemperatureObjective
 from synclip.registry import OBJECTIVES
 
 
@@ -24,13 +24,15 @@ class MultiviewClip(TemperatureObjective):
         source: str = "pairs",
         image_view: str = "image_ssl",
         text_views: list | tuple = ("text", "text_eda"),
-        init_logit_scale: float = 1 / 0.07,
-        max_logit_scale: float = 100.0,
-        learn_logit_scale: bool = True,
+        **temperature,
     ):
-        super().__init__(model, source, init_logit_scale, max_logit_scale, learn_logit_scale)
+        super().__init__(model, source, **temperature)
         self.image_view, self.text_views = image_view, tuple(text_views)
-        self.views = (image_view, *self.text_views)
+
+    def reads(self) -> list[Read]:
+        return [Read(self.image_view, "image", self.source)] + [
+            Read(v, "text", self.source) for v in self.text_views
+        ]
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         images = self.crops(enc, self.image_view)  # (B, V, D)

@@ -6,7 +6,7 @@
 Image and text heads (MLP -> bottleneck -> L2 norm) score K shared, weight-normalised prototypes;
 each modality predicts the other's prototype distribution (cross-entropy between the softmaxes),
 with a sharpness term (low per-sample entropy) and a smoothness term (high entropy of the global
-batch-mean distribution) against the two collapses. See ``synclip.losses.noncontrastive``.
+batch-mean distribution) against the two collapses. See ``synclip.losses.nclip``.
 
 Only the paper's abstract could be checked; K, the temperatures, the term weights, stop-gradient on
 the targets and the head sizes follow DINO-style defaults and are all options. Watch ``entropy``,
@@ -20,7 +20,7 @@ from torch import nn
 
 from synclip.heads import PrototypeHead, prototype_layer
 from synclip.losses import nclip_loss
-from synclip.objectives.base import Encoded, Objective
+from synclip.objectives.base import Encoded, Objective, Read
 from synclip.registry import OBJECTIVES
 
 
@@ -46,7 +46,6 @@ class NClip(Objective):
     ):
         super().__init__(model, source)
         self.image_view, self.text_view = image_view, text_view
-        self.views = (image_view, text_view)
         d = int(model.embed_dim)
         image_protos = prototype_layer(bottleneck_dim, num_prototypes)
         text_protos = image_protos if share_prototypes else prototype_layer(bottleneck_dim, num_prototypes)
@@ -59,6 +58,9 @@ class NClip(Objective):
             "sharpness_weight": sharpness_weight,
             "smoothness_weight": smoothness_weight,
         }
+
+    def reads(self) -> list[Read]:
+        return [Read(self.image_view, "image", self.source), Read(self.text_view, "text", self.source)]
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         image = enc.image(self.image_view, self.source)["embed"]  # (B, D)

@@ -16,7 +16,7 @@ from torch import nn
 
 from synclip.losses import clip_loss
 from synclip.memory import FeatureQueue
-from synclip.objectives.base import Encoded, TemperatureObjective
+from synclip.objectives.base import Encoded, Read, TemperatureObjective
 from synclip.registry import OBJECTIVES
 
 
@@ -31,20 +31,24 @@ class NearestNeighbour(TemperatureObjective):
         image_view: str = "image_ssl",
         text_views: list | tuple = ("text", "text_eda"),
         queue_size: int = 65536,
-        init_logit_scale: float = 1 / 0.07,
-        max_logit_scale: float = 100.0,
-        learn_logit_scale: bool = True,
+        **temperature,
     ):
-        super().__init__(model, source, init_logit_scale, max_logit_scale, learn_logit_scale)
+        super().__init__(model, source, **temperature)
         self.image_view, self.text_views = image_view, tuple(text_views)
-        self.views = (image_view, *self.text_views)
         self.queue = FeatureQueue(queue_size, int(model.embed_dim))
         self._pending: list[torch.Tensor] = []  # text features waiting for post_step
+
+    def reads(self) -> list[Read]:
+        return [Read(self.image_view, "image", self.source)] + [
+            Read(v, "text", self.source) for v in self.text_views
+        ]
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         images = self.crops(enc, self.image_view)  # (B, V, D)
         texts = [enc.text(v, self.source)["features"] for v in self.text_views]  # each (B, D)
         neighbours = [self.queue.nearest(t) for t in texts]  # each (B, D), detached
+        # the crops x texts loop of multiview_clip_loss, with the scale taken per pair (as trained so far:
+        # summing the pairs' gradients before exp() would change the optimizer state in the last bits)
         losses, accs = [], []
         for v in range(images.shape[1]):
             for nn_text in neighbours:

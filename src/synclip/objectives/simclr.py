@@ -15,7 +15,7 @@ from torch import nn
 
 from synclip.heads import mlp
 from synclip.losses import ntxent_loss
-from synclip.objectives.base import Encoded, Objective
+from synclip.objectives.base import Encoded, Objective, Read
 from synclip.registry import OBJECTIVES
 
 
@@ -43,10 +43,12 @@ class SimClr(Objective):
         patch_dropout: float = 0.0,
     ):
         super().__init__(model, source)
-        self.views = (view,)
         self.view, self.temperature = view, temperature
-        self.patch_dropout, self.patch_dropout_views = patch_dropout, (view,)
+        self.patch_dropout = patch_dropout
         self.head = mlp([image_feature_width(model), mlp_dim, mlp_dim, embed_dim])
+
+    def reads(self) -> list[Read]:
+        return [Read(self.view, "image", self.source, self.patch_dropout)]
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         feats = pre_projection(enc.image(self.view, self.source, self.patch_dropout))  # (B, N, W)

@@ -14,7 +14,7 @@ from torch import nn
 
 from synclip.heads import mlp
 from synclip.losses import simsiam_loss
-from synclip.objectives.base import Encoded, Objective
+from synclip.objectives.base import Encoded, Objective, Read
 from synclip.registry import OBJECTIVES
 
 
@@ -32,11 +32,13 @@ class SimSiam(Objective):
         patch_dropout: float = 0.0,
     ):
         super().__init__(model, source)
-        self.views = (view,)
         self.view = view
-        self.patch_dropout, self.patch_dropout_views = patch_dropout, (view,)
+        self.patch_dropout = patch_dropout
         self.projector = mlp([model.embed_dim, proj_dim, proj_dim, proj_dim], bn_last=True)
         self.predictor = mlp([proj_dim, pred_dim, proj_dim])
+
+    def reads(self) -> list[Read]:
+        return [Read(self.view, "image", self.source, self.patch_dropout)]
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         embed = enc.image(self.view, self.source, self.patch_dropout)["embed"]  # (B, N, D)

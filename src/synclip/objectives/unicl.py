@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from synclip.losses.unicl import unicl_loss
-from synclip.objectives.base import Encoded, TemperatureObjective
+from synclip.objectives.base import Encoded, Read, TemperatureObjective
 from synclip.registry import OBJECTIVES
 
 
@@ -35,9 +35,7 @@ class Unicl(TemperatureObjective):
         sources: dict | None = None,
         image_view: str = "image",
         target_view: str = "target",
-        init_logit_scale: float = 1 / 0.07,
-        max_logit_scale: float = 100.0,
-        learn_logit_scale: bool = True,
+        **temperature,
     ):
         sources = dict(sources or {"pairs": "text"})
         if not sources or not all(isinstance(v, str) for v in sources.values()):
@@ -45,13 +43,20 @@ class Unicl(TemperatureObjective):
                 f"unicl.sources must map source names to text views, e.g. "
                 f"{{pairs: text, labels: text_prompt}}; got {sources!r}"
             )
-        super().__init__(model, next(iter(sources)), init_logit_scale, max_logit_scale, learn_logit_scale)
+        super().__init__(model, next(iter(sources)), **temperature)
         self.sources = sources
         self.image_view, self.target_view = image_view, target_view
-        self.views = (image_view, *dict.fromkeys(sources.values()), target_view)
 
-    def needs(self) -> dict[str, list[str]]:
-        return {s: [self.image_view, text, self.target_view] for s, text in self.sources.items()}
+    def reads(self) -> list[Read]:
+        return [
+            read
+            for source, text in self.sources.items()
+            for read in (
+                Read(self.image_view, "image", source),
+                Read(text, "text", source),
+                Read(self.target_view, None, source),
+            )
+        ]
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         images, texts, targets = [], [], []

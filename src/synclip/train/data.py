@@ -18,90 +18,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from synclip import distributed as dist
 from synclip.data.collate import collate
-from synclip.data.csv_labels import CsvImageLabel
-from synclip.data.emoji import build_emoji_corpus
-from synclip.data.labelled import fashion_mnist, mnist5k
 from synclip.data.shards import ShardStream, expand_urls
-from synclip.data.sources import CsvImageText, ImageFolder
+from synclip.data.sources import build_source, resolve_source
 from synclip.data.views import ViewDataset, make_views, resolve_view
 
 MAX_REPLACEMENT_TRIES = 16
-
-SOURCE_KINDS = {
-    "emoji": {"style": "twemoji", "root": None, "batch_size": None},
-    "csv": {"path": None, "img_key": "filepath", "caption_key": "caption", "sep": None, "batch_size": None},
-    "image_folder": {"root": None, "batch_size": None},
-    "fashion_mnist": {"split": "train", "classes": None, "batch_size": None},
-    "mnist5k": {"classes": None, "batch_size": None},
-    "emoji_labels": {"style": "twemoji", "root": None, "level": "category", "batch_size": None},
-    "webdataset": {
-        "urls": None,
-        "num_samples": None,
-        "resampled": False,
-        "shuffle_buffer": 256,
-        "batch_size": None,
-    },
-}
-
-
-def build_source(name: str, spec: dict) -> Dataset:
-    """A dataset of dict samples from a ``data.sources.<name>`` entry."""
-    kind = spec.get("kind")
-    if kind not in SOURCE_KINDS:
-        raise ValueError(f"data.sources.{name}.kind must be one of {sorted(SOURCE_KINDS)}, got {kind!r}")
-    options = {k: v for k, v in spec.items() if k != "kind"}
-    unknown = sorted(set(options) - set(SOURCE_KINDS[kind]))
-    if unknown:
-        raise ValueError(
-            f"data.sources.{name}: unknown option(s) {unknown}; valid: {sorted(SOURCE_KINDS[kind])}"
-        )
-    opts = {**SOURCE_KINDS[kind], **options}
-    if kind == "webdataset":
-        raise ValueError(f"data.sources.{name}: a webdataset source streams; use build_loaders")
-    if kind == "emoji":
-        corpus = build_emoji_corpus(Path(opts["root"]) if opts["root"] else None)
-        styles = {"twemoji": "twemoji.tsv", "openmoji": "openmoji.tsv", "all": "emoji.tsv"}
-        if opts["style"] not in styles:
-            raise ValueError(f"data.sources.{name}.style must be one of {sorted(styles)}")
-        return CsvImageText(corpus / styles[opts["style"]], extra_keys=("category", "subcategory"))
-    if kind == "csv":
-        if not opts["path"]:
-            raise ValueError(f"data.sources.{name}.path is required for a csv source")
-        return CsvImageText(
-            opts["path"], img_key=opts["img_key"], caption_key=opts["caption_key"], sep=opts["sep"]
-        )
-    if kind == "fashion_mnist":
-        if opts["split"] not in ("train", "test"):
-            raise ValueError(f"data.sources.{name}.split must be 'train' or 'test', got {opts['split']!r}")
-        return renamed(fashion_mnist(opts["split"]), opts["classes"], name)
-    if kind == "mnist5k":
-        return renamed(mnist5k(), opts["classes"], name)
-    if kind == "emoji_labels":  # emoji images labelled with their category or subcategory name
-        levels = ("category", "subcategory")
-        if opts["level"] not in levels:
-            raise ValueError(f"data.sources.{name}.level must be one of {levels}, got {opts['level']!r}")
-        emoji = {"kind": "emoji", "style": opts["style"], "root": opts["root"]}
-        return CsvImageLabel(build_source(name, emoji), opts["level"])
-    if not opts["root"]:
-        raise ValueError(f"data.sources.{name}.root is required for an image_folder source")
-    return ImageFolder(opts["root"])
-
-
-def renamed(dataset, classes: list | None, name: str):
-    """The labelled ``dataset`` with its class names replaced by ``classes`` (in label order), if given.
-
-    Lets a recipe train with the names its evaluation prompts use, e.g. Fashion-MNIST's "trouser" as
-    the emoji word "jeans", so labels and captions meet in one text space (UniCL).
-    """
-    if classes is None:
-        return dataset
-    if not isinstance(classes, list) or len(classes) != len(dataset.classes):
-        raise ValueError(
-            f"data.sources.{name}.classes must list {len(dataset.classes)} names in label order "
-            f"(for {dataset.classes}), got {classes!r}"
-        )
-    dataset.classes = [str(c) for c in classes]
-    return dataset
 
 
 def resolve_views(
@@ -338,13 +259,7 @@ def build_loaders(
 
 
 def _stream_loader(name: str, spec: dict, views, batch_size: int, seed: int, workers: int) -> StreamLoader:
-    options = {k: v for k, v in spec.items() if k != "kind"}
-    unknown = sorted(set(options) - set(SOURCE_KINDS["webdataset"]))
-    if unknown:
-        raise ValueError(
-            f"data.sources.{name}: unknown option(s) {unknown}; valid: {sorted(SOURCE_KINDS['webdataset'])}"
-        )
-    opts = {**SOURCE_KINDS["webdataset"], **options}
+    _, opts = resolve_source(name, spec)
     if not opts["urls"]:
         raise ValueError(f"data.sources.{name}.urls is required, e.g. 'shards/shard-{{000000..000009}}.tar'")
     num_samples = opts["num_samples"]

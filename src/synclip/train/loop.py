@@ -28,6 +28,7 @@ from synclip.train.setup import (
     seed_everything,
     sync_batchnorm,
 )
+from synclip.train.stages import train_stages
 
 
 class NonFiniteLoss(RuntimeError):
@@ -63,9 +64,7 @@ def train(cfg: RunConfig) -> Path:
     A recipe with ``stages`` trains each stage in turn (:mod:`synclip.train.stages`).
     """
     if cfg.stages:
-        from synclip.train.stages import train_stages
-
-        return train_stages(cfg)
+        return train_stages(cfg, train)
     t = cfg.train
     device = resolve_device(t.device)
     init_distributed(device)
@@ -170,39 +169,15 @@ def _parts(out: dict) -> str:
     return ", ".join(f"{k}={v.item():.4g}" for k, v in out.items() if v.numel() == 1)
 
 
-def may_leave_unused(recipe) -> bool:
-    """Whether a step may leave trainable parameters without a gradient, which DDP must be told.
-
-    That happens to the parameters of objectives with weight 0 (skipped, but still in the module), and
-    to parts of the towers when no active objective contrasts an image view with a text view: an
-    image-only recipe (``simclr``, ``classifier``, a ``mim_distill`` stage) leaves the text tower, and
-    the visual projection of objectives that read patch tokens, without gradients. Frozen parameters
-    (``requires_grad=False``) need nothing.
-    """
-    from synclip.objectives.base import tower_of
-
-    skipped = any(
-        p.requires_grad
-        for name, o in recipe.objectives.items()
-        if recipe.weights[name] == 0
-        for p in o.parameters()
-    )
-    pairs = any(
-        {tower_of(v) for views in o.needs().values() for v in views} >= {"image", "text"}
-        for o in recipe.active().values()
-    )
-    return skipped or not pairs
-
-
 def wrap(pretrainer, device: torch.device, compile: bool, find_unused: bool | None) -> torch.nn.Module:
     """The training forward, compiled when asked and wrapped in DDP with several ranks.
 
-    DDP must be told when parameters may get no gradient in a step (see :func:`may_leave_unused`).
+    DDP must be told when parameters may get no gradient in a step (see :meth:`synclip.recipe.Recipe.may_leave_unused`).
     """
     forward = TrainForward(pretrainer)
     if dist.world_size() > 1:
         if find_unused is None:
-            find_unused = may_leave_unused(pretrainer.recipe)
+            find_unused = pretrainer.recipe.may_leave_unused()
         forward = torch.nn.parallel.DistributedDataParallel(
             forward,
             device_ids=[device.index] if device.type == "cuda" else None,
@@ -262,13 +237,14 @@ def _save(state: dict, step: int, bad: dict, finished: bool) -> None:
     if not dist.is_main():
         return
     pretrainer = state["pretrainer"]
-    logit_scale = pretrainer.recipe.logit_scale()
     ckpt.save_atomic(
         {
             "format": ckpt.FORMAT,
             "model_name": pretrainer.model.name,
-            "model": open_clip_state_dict(pretrainer.model, logit_scale),
+            "model": open_clip_state_dict(pretrainer.model, pretrainer.recipe.export_state()),
             "recipe": pretrainer.recipe.state_dict(),
+            "heads": pretrainer.recipe.heads(),
+            "exported": sorted(pretrainer.recipe.export_state()),  # keys of "model" beside the towers
             "optimizer": state["optimizer"].state_dict(),
             "scaler": state["scaler"].state_dict(),
             "step": step,
@@ -283,7 +259,8 @@ def _save(state: dict, step: int, bad: dict, finished: bool) -> None:
 
 def _restore(path: Path, pretrainer, optimizer, scaler) -> tuple[int, dict]:
     state = ckpt.read_synclip_checkpoint(path)
-    model_state = {k: v for k, v in state["model"].items() if k != "logit_scale"}
+    exported = set(pretrainer.recipe.export_state()) | {"logit_scale"}  # beside the towers, not in them
+    model_state = {k: v for k, v in state["model"].items() if k not in exported}
     try:
         pretrainer.model.load_state_dict(model_state)
         pretrainer.recipe.load_state_dict(state["recipe"])

@@ -15,9 +15,9 @@ from synclip.config import RunConfig, run_dir_for
 from synclip.models import TwoTower, create_model
 from synclip.models.locking import apply_locking
 from synclip.models.tower_init import init_image_tower
+from synclip.objectives.base import RunContext
 from synclip.recipe import Pretrainer, Recipe
 from synclip.train.global_bn import convert_global_batchnorm, is_frozen
-from synclip.train.vocabulary import with_vocabularies
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,32 +60,11 @@ def build_pretrainer(cfg: RunConfig) -> Pretrainer:
     apply_locking(model, m.lock_image, m.lock_text, m.unlocked_groups, m.freeze_bn_stats)
     if m.grad_checkpointing:
         model.set_grad_checkpointing(True)  # open_clip: checkpoint every residual block of both towers
-    recipe = Recipe(
-        model, with_view_normalisation(cfg, with_vocabularies(cfg))
-    )  # classification vocabularies built from data
+    # objectives fill their options from the run first (Objective.prepare: vocabularies, view statistics)
+    recipe = Recipe(model, cfg.objectives, RunContext(cfg.views, cfg.data.sources))
     if m.pretrained:
         carry_recipe_state(recipe, m.pretrained)
     return Pretrainer(model, recipe)
-
-
-def with_view_normalisation(cfg: RunConfig, objectives: dict[str, dict]) -> dict[str, dict]:
-    """Fill unset ``image_mean`` / ``image_std`` options (objectives that undo the normalisation of
-    their image view, e.g. ``mim_distill`` before its teacher) from that view's options in the run."""
-    from synclip.data.views import resolve_view
-    from synclip.objectives import objective_options
-
-    out = {}
-    for name, options in objectives.items():
-        options = dict(options or {})
-        defaults = objective_options(options.get("type", name))
-        if "image_mean" in defaults:
-            view = options.get("image_view", defaults.get("image_view", "image"))
-            _, view_options = resolve_view(view, cfg.views.get(view))
-            for key, stat in (("image_mean", "mean"), ("image_std", "std")):
-                if options.get(key) is None and stat in view_options:
-                    options[key] = tuple(float(v) for v in view_options[stat])
-        out[name] = options
-    return out
 
 
 def carry_recipe_state(recipe: Recipe, path: str) -> list[str]:

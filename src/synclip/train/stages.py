@@ -6,6 +6,7 @@ How stages are written, merged and referred to (``stage:<name>``) is documented 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from synclip import distributed as dist
@@ -13,10 +14,8 @@ from synclip.config import RunConfig, run_dir_for, stage_configs
 from synclip.io.checkpoint import read_synclip_checkpoint
 
 
-def train_stages(cfg: RunConfig) -> Path:
-    """Train every stage in order; returns the run folder (the last stage's)."""
-    from synclip.train.loop import train
-
+def train_stages(cfg: RunConfig, train: Callable[[RunConfig], Path]) -> Path:
+    """Train every stage in order with ``train`` (one stage's run); returns the last stage's folder."""
     run_dir = None
     for name, stage_cfg in stage_configs(cfg):
         folder = run_dir_for(stage_cfg)

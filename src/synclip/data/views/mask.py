@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from synclip.data.masks import block_mask, masked_count, random_mask
-from synclip.data.views import register_view
+from synclip.data.views.base import register_view
 
 MASKINGS = ("block", "random")
 

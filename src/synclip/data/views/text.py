@@ -7,14 +7,14 @@ from typing import Any
 
 import torch
 
-from synclip.data.views import register_view, sample_field
+from synclip.data.views.base import register_view, sample_field
 
 
 def _tokenise(tokenizer: Any, sample: dict) -> torch.Tensor:
     return tokenizer([sample_field(sample, "caption", "text")])[0]
 
 
-@register_view("text")
+@register_view("text", tower="text")
 def build_text_view(cfg: dict[str, Any], tokenizer: Any, train: bool):
     """Build the text view; needs a tokenizer such as :func:`synclip.data.tokenizer.get_tokenizer`."""
     if tokenizer is None:

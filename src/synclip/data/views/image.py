@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torchvision.transforms import v2
 
-from synclip.data.views import register_view, sample_field
+from synclip.data.views.base import register_view, sample_field
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -57,6 +57,7 @@ def _apply(transform: v2.Compose, sample: dict) -> torch.Tensor:
 
 @register_view(
     "image",
+    tower="image",
     size=48,
     scale=(0.9, 1.0),
     ratio=(3 / 4, 4 / 3),

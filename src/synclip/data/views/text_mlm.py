@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from synclip.data.views import register_view, sample_field
+from synclip.data.views.base import register_view, sample_field
 from synclip.losses.masked_ce import IGNORE
 
 DEFAULT_MASK_ID = 49405
@@ -59,7 +59,7 @@ def _masked(tokenizer: Any, cfg: dict, sample: dict) -> torch.Tensor:
     )
 
 
-@register_view("text_mlm", prob=0.15, mask_p=0.8, random_p=0.1, mask_id=DEFAULT_MASK_ID)
+@register_view("text_mlm", tower="text", prob=0.15, mask_p=0.8, random_p=0.1, mask_id=DEFAULT_MASK_ID)
 def build_text_mlm_view(cfg: dict[str, Any], tokenizer: Any, train: bool):
     """Build the MLM view; needs the CLIP tokenizer."""
     if tokenizer is None:

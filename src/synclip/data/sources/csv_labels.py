@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 from torch.utils.data import Dataset
 
-from synclip.data.sources import BadSample, CsvImageText
+from synclip.data.images import BadSample
+from synclip.data.sources.csv_pairs import CsvImageText
 
 
 class CsvImageLabel(Dataset):

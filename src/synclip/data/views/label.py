@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synclip.data.views import register_view, sample_field
+from synclip.data.views.base import register_view, sample_field
 
 
 def _label(sample: dict) -> int:

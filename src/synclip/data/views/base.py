@@ -1,14 +1,17 @@
-"""Views: named functions that turn one source sample into one model input.
+"""View registry: named functions that turn one source sample into one model input.
 
-A view *builder* is registered in :data:`synclip.registry.VIEWS` with its option defaults::
+A view *builder* is registered in :data:`synclip.registry.VIEWS` with the tower it feeds and its
+option defaults::
 
-    @register_view("image", size=48, ...)
+    @register_view("image", tower="image", size=48, ...)
     def build(cfg: dict, tokenizer, train: bool) -> Callable[[dict], Any]: ...
 
-``cfg`` arrives complete (defaults merged, unknown names rejected). Builders live in modules named
-``synclip/data/views_*.py``; every such module is imported when this one is, so a new view (say
-``image_ssl`` with N crops) is one new file. Builders should return picklable callables
-(module-level functions, ``functools.partial`` or small classes) so spawn-based DataLoader workers work.
+``cfg`` arrives complete (defaults merged, unknown names rejected). ``tower`` is ``"image"`` for
+image-like views, ``"text"`` for token views and ``None`` for the rest (labels, masks); it is not an
+option. Builders live in the modules of :mod:`synclip.data.views`, one per kind or family, named after
+what they hold; a new view (say ``image_ssl`` with N crops) is one new file there plus one import line
+in ``synclip/data/views/__init__.py``. Builders should return picklable callables (module-level
+functions, ``functools.partial`` or small classes) so spawn-based DataLoader workers work.
 
 A views config maps an output name to options. The output name is also the view kind unless the
 options carry ``kind``: ``{"image": {"size": 64}, "image_big": {"kind": "image", "size": 128}}``.
@@ -16,26 +19,29 @@ options carry ``kind``: ``{"image": {"size": 64}, "image_big": {"kind": "image",
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch.utils.data import Dataset
 
-from synclip.data.sources import BadSample
+from synclip.data.images import BadSample
 from synclip.registry import VIEWS
 
 VIEW_OPTIONS: dict[str, dict[str, Any]] = {}
+VIEW_TOWERS: dict[str, str | None] = {}
+TOWERS = ("image", "text", None)
 RESERVED_NAMES = ("key", "__bad__")
 
 
-def register_view(name: str, **defaults: Any) -> Callable:
-    """Decorator: register a view builder under ``name`` with its option defaults."""
+def register_view(name: str, *, tower: str | None = None, **defaults: Any) -> Callable:
+    """Decorator: register a view builder under ``name``, feeding ``tower``, with its option defaults."""
+    if tower not in TOWERS:
+        raise ValueError(f"view {name!r}: tower must be one of {TOWERS}, got {tower!r}")
 
     def add(build: Callable) -> Callable:
         VIEWS.register(name)(build)
         VIEW_OPTIONS[name] = dict(defaults)
+        VIEW_TOWERS[name] = tower
         return build
 
     return add
@@ -45,6 +51,18 @@ def view_defaults(kind: str) -> dict[str, Any]:
     """A copy of the default options of view ``kind`` (KeyError listing known kinds if unknown)."""
     VIEWS.get(kind)
     return dict(VIEW_OPTIONS[kind])
+
+
+def view_tower(kind: str) -> str | None:
+    """The tower view ``kind`` feeds: ``"image"``, ``"text"`` or None (KeyError if unknown)."""
+    VIEWS.get(kind)
+    return VIEW_TOWERS[kind]
+
+
+def view_tower_of(name: str, views_cfg: Mapping[str, Any] | None) -> str | None:
+    """The tower the view called ``name`` feeds, its kind read from a run's ``views`` config."""
+    cfg = (views_cfg or {}).get(name) or {}
+    return view_tower(cfg.get("kind", name))
 
 
 def resolve_view(name: str, cfg: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
@@ -123,14 +141,3 @@ def sample_field(sample: dict, field: str, view: str) -> Any:
         raise KeyError(
             f"view {view!r} needs the sample field {field!r}, but this source gives {sorted(sample)}"
         ) from None
-
-
-def _load_view_modules() -> None:
-    """Import every ``synclip.data.views_*`` module so that its builders register themselves."""
-    package = importlib.import_module("synclip.data")
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name.startswith("views_"):
-            importlib.import_module(f"synclip.data.{info.name}")
-
-
-_load_view_modules()

@@ -1,0 +1,23 @@
+"""Tasks on the user's own data (:mod:`synclip.eval.user_data`): an image folder, a CSV of pairs."""
+
+from __future__ import annotations
+
+from synclip.eval import user_data as ud
+from synclip.eval.task import EvalInputs, EvalTask
+from synclip.registry import EVAL_TASKS
+
+
+@EVAL_TASKS.register("image_folder")
+class ImageFolderTasks(EvalTask):
+    """``--image-folder``: zero-shot over the class folders, a linear probe and kNN on a seeded split."""
+
+    def items(self, inputs: EvalInputs) -> dict:
+        return ud.image_folder_tasks(inputs.image_folder, inputs.class_names, limit=inputs.limit)
+
+
+@EVAL_TASKS.register("csv")
+class CsvRetrieval(EvalTask):
+    """``--csv``: retrieval between the file's unique captions and unique images."""
+
+    def items(self, inputs: EvalInputs) -> dict:
+        return ud.csv_task(inputs.csv, *inputs.csv_keys, limit=inputs.limit)
