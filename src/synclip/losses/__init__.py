@@ -6,6 +6,7 @@ from synclip.losses.masked_ce import masked_token_ce
 from synclip.losses.multiview import multiview_clip_loss
 from synclip.losses.noncontrastive import entropy, nclip_loss
 from synclip.losses.ntxent import ntxent_loss
+from synclip.losses.siglip import siglip_loss, sigmoid_logits
 from synclip.losses.unicl import unicl_loss
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "multiview_clip_loss",
     "nclip_loss",
     "ntxent_loss",
+    "sigmoid_logits",
+    "siglip_loss",
     "simsiam_loss",
     "unicl_loss",
 ]
