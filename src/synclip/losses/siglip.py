@@ -63,16 +63,14 @@ def sigmoid_logits(
         logit_bias: scalar bias b.
 
     Returns:
-        logits (B, N) and labels (B, N) in {+1, -1}, +1 where local image i meets its own text,
-        i.e. column ``rank * B + i``; N = world * B.
+        logits (B, N) and targets (B,): local image i's own text is column ``rank * B + i`` (label +1),
+        every other column is a negative (label -1); N = world * B.
     """
     all_text = dist.all_gather(text)  # (N, D), differentiable towards every rank's shard
     logits = logit_scale * image @ all_text.T + logit_bias  # (B, D) @ (D, N) -> (B, N)
     b = image.shape[0]
-    labels = -torch.ones_like(logits)  # (B, N)
-    rows = torch.arange(b, device=image.device)  # (B,)
-    labels[rows, rows + dist.rank() * b] = 1.0
-    return logits, labels
+    targets = torch.arange(b, device=image.device) + dist.rank() * b  # (B,)
+    return logits, targets
 
 
 def siglip_loss(
@@ -80,17 +78,24 @@ def siglip_loss(
 ) -> dict[str, torch.Tensor]:
     """Sigmoid loss of [0]: summed over the B x N pairs of this rank, divided by the local B.
 
+    Written as ``softplus(-z * logit)`` (= -log sigmoid(z * logit)) with the sign flip done by an
+    out-of-place ``index_put`` on the B positive entries: autograd keeps a single (B, N) tensor (the
+    softplus input), not a label matrix and a (B, N) product as ``logsigmoid(labels * logits)`` would.
+
     Returns ``{"loss", "acc", "pos_acc", "neg_acc"}`` (metrics on this rank's rows, no gradient):
     ``acc`` is image-to-text top-1 matching accuracy over the global texts (comparable to
     ``clip_loss``'s), ``pos_acc`` the fraction of matching pairs with a positive logit and
     ``neg_acc`` the fraction of non-matching pairs with a negative logit.
     """
-    logits, labels = sigmoid_logits(image, text, logit_scale, logit_bias)  # (B, N) each
-    loss = -F.logsigmoid(labels * logits).sum() / image.shape[0]
+    logits, targets = sigmoid_logits(image, text, logit_scale, logit_bias)  # (B, N), (B,)
+    rows = torch.arange(logits.shape[0], device=logits.device)  # (B,)
+    positives = logits[rows, targets]  # (B,)
+    flipped = logits.index_put((rows, targets), -positives)  # (B, N): -z_ij * logit_ij
+    loss = F.softplus(flipped).sum() / image.shape[0]
     with torch.no_grad():
-        positive = labels > 0  # (B, N), one True per row
-        targets = positive.float().argmax(dim=1)  # (B,)
+        b, n = logits.shape
         acc = (logits.argmax(dim=1) == targets).float().mean()
-        pos_acc = (logits[positive] > 0).float().mean()
-        neg_acc = (logits[~positive] < 0).float().mean() if (~positive).any() else torch.ones(())
+        pos_acc = (positives > 0).float().mean()
+        wrong_negatives = (logits >= 0).sum() - (positives >= 0).sum()  # non-matching pairs scored >= 0
+        neg_acc = 1.0 - wrong_negatives.float() / max(b * n - b, 1)
     return {"loss": loss, "acc": acc, "pos_acc": pos_acc, "neg_acc": neg_acc}
