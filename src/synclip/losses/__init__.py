@@ -1,5 +1,6 @@
 """Losses are plain maths: tensors in, scalar out. Collectives only through synclip.distributed."""
 
+from synclip.losses.caption import caption_loss, parallel_prediction_inputs, teacher_forcing
 from synclip.losses.cosine import simsiam_loss
 from synclip.losses.info_nce import clip_loss, contrastive_logits
 from synclip.losses.masked_ce import masked_token_ce
@@ -10,6 +11,7 @@ from synclip.losses.siglip import siglip_loss, sigmoid_logits
 from synclip.losses.unicl import unicl_loss
 
 __all__ = [
+    "caption_loss",
     "clip_loss",
     "contrastive_logits",
     "entropy",
@@ -17,8 +19,10 @@ __all__ = [
     "multiview_clip_loss",
     "nclip_loss",
     "ntxent_loss",
+    "parallel_prediction_inputs",
     "sigmoid_logits",
     "siglip_loss",
     "simsiam_loss",
+    "teacher_forcing",
     "unicl_loss",
 ]
