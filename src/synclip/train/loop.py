@@ -256,6 +256,7 @@ def _count_bad(
             f"{bad['n_bad']} of {bad['n_items']} samples could not be used (limit data.max_bad_fraction="
             f"{max_fraction}); for example: {'; '.join(bad['examples'][:5])}"
         )
+    return counts[2].item() > 0
 
 
 def _save(state: dict, step: int, bad: dict, finished: bool) -> None:
