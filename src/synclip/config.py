@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from synclip.config_ranges import range_problems
+
 RECIPE_DIR = Path(__file__).parent / "recipes"
 
 
@@ -114,11 +116,39 @@ def load_config(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ())
             raise ConfigError(f"unknown recipe {recipe!r}; known: {', '.join(list_recipes())}")
     elif not path.exists():
         raise ConfigError(f"recipe file {path} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_recipe(path)
     raw.setdefault("recipe", path.stem)
     for item in overrides:
         apply_override(raw, item)
     return from_dict(raw)
+
+
+def read_recipe(path: Path) -> dict:
+    """A recipe file's top-level mapping; a YAML, encoding or shape mistake is a ConfigError naming the file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"recipe file {path} is not UTF-8 text ({err.reason} at byte {err.start})"
+        ) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"recipe file {path} is not valid YAML: {_yaml_problem(err)}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"recipe file {path} must be a mapping of sections (model:, data:, train:, ...), "
+            f"not a {type(raw).__name__}"
+        )
+    return raw
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line: what the YAML parser found wrong and where (1-based line and column)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def apply_override(raw: dict, item: str) -> None:
@@ -132,7 +162,13 @@ def apply_override(raw: dict, item: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"cannot set {key}: {part} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"override {item!r}: the value is not valid YAML ({_yaml_problem(err)}); quote strings and "
+            "close brackets, e.g. train.lr=5e-4 or 'eval.tasks=[knn, csv]'"
+        ) from None
 
 
 def from_dict(raw: dict) -> RunConfig:
@@ -141,9 +177,9 @@ def from_dict(raw: dict) -> RunConfig:
     _check_views(cfg.views)
     if cfg.train.precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {cfg.train.precision!r}")
-    for name in ("epochs", "batch_size", "accum_steps"):
-        if getattr(cfg.train, name) < 1:
-            raise ConfigError(f"train.{name} must be at least 1")
+    problems = range_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
     if cfg.stages:
         from synclip.train.stages import stage_configs
 
