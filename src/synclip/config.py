@@ -180,6 +180,11 @@ def from_dict(raw: dict) -> RunConfig:
     problems = range_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
+    from synclip.train.view_fields import view_field_problem
+
+    problem = view_field_problem(cfg)
+    if problem:
+        raise ConfigError(problem)
     if cfg.stages:
         from synclip.train.stages import stage_configs
 

@@ -50,3 +50,36 @@ def test_a_recipe_that_is_not_utf8_names_the_file(tmp_path):
     path.write_bytes("description: caf\xe9\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=rf"recipe file {path} is not UTF-8"):
         load_config(path)
+
+
+def _image_folder(root, emoji_corpus, n=40):
+    images = sorted((emoji_corpus / "twemoji").glob("*.png"))
+    for c, name in enumerate(("cat", "dog")):
+        (root / name).mkdir(parents=True)
+        for p in images[c * n : (c + 1) * n]:
+            (root / name / p.name).write_bytes(p.read_bytes())
+    return root
+
+
+def test_a_text_view_over_an_image_folder_is_a_config_error_with_the_fix(emoji_corpus, tmp_path, run_args):
+    from synclip.train.loop import train
+
+    root = _image_folder(tmp_path / "folder", emoji_corpus)
+    source = f"data.sources={{pairs: {{kind: image_folder, root: {root}}}}}"
+    with pytest.raises(
+        ConfigError,
+        match=r"objectives.clip.text_view reads view 'text', which needs the sample field 'caption', but "
+        r"data.sources.pairs \(kind image_folder\) gives only .*objectives.clip.text_view=text_prompt",
+    ):
+        load_config("clip", [*run_args(), source])
+    fixed = load_config(
+        "clip", [*run_args(), source, "objectives.clip.text_view=text_prompt", "train.max_steps=1"]
+    )
+    assert (train(fixed) / "checkpoint.pt").is_file()
+
+
+def test_every_shipped_recipe_passes_the_view_field_check():
+    from synclip.config import list_recipes
+
+    for name in list_recipes():
+        load_config(name)
