@@ -263,6 +263,8 @@ def _check_views(views: dict) -> None:
     from synclip.data.views import resolve_view
 
     for name, options in views.items():
+        if options is not None and not isinstance(options, dict):
+            raise ConfigError(f"views.{name} must be a mapping of view options (or null), got {options!r}")
         try:
             resolve_view(name, options)
         except ValueError as err:

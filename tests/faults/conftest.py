@@ -1,12 +1,21 @@
 """Shared pieces of the fault suite: small CSV runs and a one-call CLI runner."""
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from run_helpers import small_run_overrides  # noqa: E402
+
+# Few examples and no deadline in CI (2 cores, a 30-minute budget for every test); run
+# HYPOTHESIS_PROFILE=thorough to search harder after touching a reader of files or config.
+_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+settings.register_profile("synclip", max_examples=40, **_COMMON)
+settings.register_profile("thorough", max_examples=1000, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "synclip"))
 
 
 @pytest.fixture
