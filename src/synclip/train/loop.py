@@ -20,11 +20,13 @@ from synclip.train.data import build_loaders
 from synclip.train.logging import MetricsLogger
 from synclip.train.optim import cosine_lr, create_optimizer, set_lr
 from synclip.train.plots import plot_training_curves
+from synclip.train.run_folder import release_run_folder
 from synclip.train.setup import (
     build_pretrainer,
     init_distributed,
     prepare_run_dir,
     resolve_device,
+    run_dir_for,
     seed_everything,
     sync_batchnorm,
 )
@@ -66,6 +68,13 @@ def train(cfg: RunConfig) -> Path:
         from synclip.train.stages import train_stages
 
         return train_stages(cfg)
+    try:
+        return _train(cfg)
+    finally:
+        release_run_folder(run_dir_for(cfg))  # taken in prepare_run_dir; the OS drops it if we are killed
+
+
+def _train(cfg: RunConfig) -> Path:
     t = cfg.train
     device = resolve_device(t.device)
     init_distributed(device)
@@ -161,7 +170,9 @@ def train(cfg: RunConfig) -> Path:
         if logger:
             logger.close()
     if dist.is_main():
-        (run_dir / "data_quality.json").write_text(json.dumps(bad, indent=2))
+        from synclip.eval.report import atomic_write_text
+
+        atomic_write_text(run_dir / "data_quality.json", json.dumps(bad, indent=2))
         plot_training_curves(run_dir)
     return run_dir
 

@@ -149,8 +149,22 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
 
     Every rank checks, rank 0 writes, and a barrier keeps any rank from racing ahead (to read a
     checkpoint to resume, or to write one) before all have looked.
+
+    The main rank first locks the folder (:mod:`synclip.train.run_folder`): a folder in use by another
+    process stops every rank with RunFolderInUse; temporary files of a killed run are removed.
     """
+    from synclip.eval.report import atomic_write_text
+    from synclip.train.run_folder import RunFolderInUse, lock_run_folder, remove_stale_temporaries
+
     run_dir = run_dir_for(cfg)
+    in_use = ""
+    if dist.is_main():
+        try:
+            lock_run_folder(run_dir)
+        except RunFolderInUse as err:
+            in_use = str(err)
+    if dist.all_reduce_sum(torch.tensor([float(bool(in_use))])).item() > 0:
+        raise RunFolderInUse(in_use or f"run folder {run_dir} is in use by another synclip process")
     exists = (run_dir / "checkpoint.pt").exists()
     dist.barrier()
     if exists and not cfg.train.resume:
@@ -159,7 +173,7 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
             "(or train.out_dir=...) for a new one"
         )
     if dist.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        remove_stale_temporaries(run_dir)
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
     dist.barrier()
     return run_dir
