@@ -39,3 +39,20 @@ def run_args(emoji_subset, tmp_path):
         return small_run_overrides(tsv or emoji_subset, tmp_path / "runs", **extra)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    """A synclip checkpoint of a freshly initialised micro-vit-32 in its own run folder."""
+    from synclip.config import load_config
+    from synclip.models import create_model, open_clip_state_dict
+    from synclip.train.checkpoint import FORMAT, save_atomic
+
+    state = {
+        "format": FORMAT,
+        "model_name": "micro-vit-32",
+        "model": open_clip_state_dict(create_model("micro-vit-32")),
+        "config": load_config("clip", ["model.name=micro-vit-32"]).to_dict(),
+        "step": 0,
+    }
+    return save_atomic(state, tmp_path_factory.mktemp("run") / "checkpoint.pt")

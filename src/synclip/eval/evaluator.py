@@ -77,7 +77,8 @@ class Evaluator:
     def _cache_path(self, image_set: str, n: int) -> Path | None:
         if self.feature_cache is None:
             return None
-        key = hashlib.sha256(f"{image_set}|{n}|{self.preprocess!r}".encode()).hexdigest()[:24]
+        # "rgb-on-white": images read by load_rgb (transparency on white), unlike caches of before
+        key = hashlib.sha256(f"{image_set}|{n}|{self.preprocess!r}|rgb-on-white".encode()).hexdigest()[:24]
         return self.feature_cache / f"{key}.pt"
 
     def text_features(self, texts: Sequence[str]) -> torch.Tensor:

@@ -123,6 +123,7 @@ TASKS: dict[str, Callable[[Sources], dict[str, Task]]] = {
     "image_folder": lambda src: ud.image_folder_tasks(src.image_folder, src.class_names, limit=src.limit),
     "csv": lambda src: ud.csv_task(src.csv, *src.csv_keys, limit=src.limit),
 }
+USER_DATA_TASKS = ("image_folder", "csv")
 EMOJI_TASKS = ["category", "subcategory", "head_noun", "retrieval", "cross_style", "image_retrieval"]
 
 
@@ -173,8 +174,10 @@ def evaluate(
     are listed in ``result["plots"]``. ``feature_cache`` keeps image features on disk (see
     :class:`Evaluator`); it must be a folder of this model's alone.
 
-    A task whose data cannot be found or built is skipped with its reason in ``result["skipped"]``
-    rather than failing an evaluation at the end of a training run.
+    A built-in task whose data cannot be found or built is skipped with its reason in
+    ``result["skipped"]`` rather than failing an evaluation at the end of a training run; the user's
+    own data (``image_folder``, ``csv``) that is missing is an error. Images of the user's data that
+    cannot be read are skipped and counted in each task's ``data["bad_images"]``.
     """
     own = [name for name, given in (("image_folder", image_folder), ("csv", csv)) if given is not None]
     if tasks is None and own:
@@ -190,6 +193,9 @@ def evaluate(
         resolve_templates(templates)  # a bad name or file fails before any image is encoded
     if class_names is not None and image_folder is None:
         raise ValueError("class names (--class-names) name the classes of an image folder (--image-folder)")
+    for what, given in (("image folder (--image-folder)", image_folder), ("CSV (--csv)", csv)):
+        if given is not None and not Path(given).exists():
+            raise FileNotFoundError(f"{what} {given} does not exist; pass an existing path or leave it out")
     sources = Sources(corpus_dir, limit, image_folder, class_names, csv, csv_keys)
     evaluator = Evaluator(model, preprocess, tokenizer, device, batch_size, feature_cache)
     result: dict = {"tasks": {}, "skipped": skipped, "seconds": {}}
@@ -200,6 +206,8 @@ def evaluate(
         try:
             task_data = TASKS[name](sources)
         except (FileNotFoundError, ModuleNotFoundError) as err:
+            if name in USER_DATA_TASKS:  # the user's own data: missing is a mistake, not a skip
+                raise
             warnings.warn(f"eval task {name!r} skipped: {err}", stacklevel=2)
             result["skipped"][name] = str(err)
             continue
