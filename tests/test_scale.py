@@ -45,6 +45,7 @@ def _state(run_dir):
 FMNIST = "{labels: {kind: fashion_mnist}}"
 CASES = {  # recipe -> extra overrides
     "clip": {},
+    "siglip": {},  # the sigmoid loss over local images x gathered texts, divided by the local batch
     "slip": {},
     "declip": {},
     "simclr": {},  # image only: the text tower gets no gradient, DDP must be told (see ATOL)

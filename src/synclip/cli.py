@@ -10,6 +10,7 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="synclip", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -103,15 +104,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=6.5, help="training time budget")
     p.add_argument("--out-dir", default="runs")
 
+    for command in sub.choices.values():  # `synclip train ... --debug` as well as `synclip --debug train`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     args = parser.parse_args(argv)
+    return run_command(args)
+
+
+DEBUG_HELP = "show the full traceback of any failure (or set SYNCLIP_DEBUG=1)"
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the chosen command inside the error boundary (:mod:`synclip.errors`)."""
+    from synclip.errors import EXIT_EXPECTED, debug_requested, is_expected, one_line
+
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as err:
-        print(f"synclip {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:
+        if debug_requested(args.debug) or not is_expected(err):
+            raise
+        print(
+            f"synclip {args.command}: error: {one_line(err)} (--debug shows the traceback)", file=sys.stderr
+        )
+        return EXIT_EXPECTED
 
 
 def cmd_train(args) -> int:

@@ -11,6 +11,10 @@ from synclip.api import load
 from synclip.data.cache import cache_dir
 
 
+class NoResults(RuntimeError):
+    """Every task was skipped: there is nothing to write to eval.json."""
+
+
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -63,5 +67,8 @@ def evaluate_checkpoint(
         "model": model.name,
         "recipe": model.config.get("recipe"),
     }
+    if not result["tasks"]:
+        reasons = "; ".join(f"{k}: {v}" for k, v in result["skipped"].items()) or "no tasks"
+        raise NoResults(f"no eval task produced a result ({reasons}); {path} was not written")
     write_eval_json(result, path)
     return {"result": result, "table": format_table(result), "path": path}

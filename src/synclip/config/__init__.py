@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from synclip.config.schema import (
     RECIPE_DIR,
     ConfigError,
@@ -22,6 +20,7 @@ from synclip.config.schema import (
     apply_override,
     build_config,
     list_recipes,
+    read_recipe,
     run_dir_for,
 )
 from synclip.config.stages import STAGE_PREFIX, merge_stage, stage_configs
@@ -64,7 +63,7 @@ def load_config(recipe: str | Path, overrides: list[str] | tuple[str, ...] = ())
             raise ConfigError(f"unknown recipe {recipe!r}; known: {', '.join(list_recipes())}")
     elif not path.exists():
         raise ConfigError(f"recipe file {path} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_recipe(path)
     raw.setdefault("recipe", path.stem)
     for item in overrides:
         apply_override(raw, item)

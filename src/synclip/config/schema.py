@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from synclip.config.ranges import range_problems
+
 RECIPE_DIR = Path(__file__).parent.parent / "recipes"
 
 
@@ -105,6 +107,34 @@ def list_recipes() -> dict[str, str]:
     return out
 
 
+def read_recipe(path: Path) -> dict:
+    """A recipe file's top-level mapping; a YAML, encoding or shape mistake is a ConfigError naming the file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"recipe file {path} is not UTF-8 text ({err.reason} at byte {err.start})"
+        ) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"recipe file {path} is not valid YAML: {_yaml_problem(err)}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"recipe file {path} must be a mapping of sections (model:, data:, train:, ...), "
+            f"not a {type(raw).__name__}"
+        )
+    return raw
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line: what the YAML parser found wrong and where (1-based line and column)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def apply_override(raw: dict, item: str) -> None:
     """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (numbers, lists, null)."""
     if "=" not in item:
@@ -116,7 +146,13 @@ def apply_override(raw: dict, item: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"cannot set {key}: {part} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"override {item!r}: the value is not valid YAML ({_yaml_problem(err)}); quote strings and "
+            "close brackets, e.g. train.lr=5e-4 or 'eval.tasks=[knn, csv]'"
+        ) from None
 
 
 def build_config(raw: dict) -> RunConfig:
@@ -127,9 +163,9 @@ def build_config(raw: dict) -> RunConfig:
     _check_views(cfg.views)
     if cfg.train.precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {cfg.train.precision!r}")
-    for name in ("epochs", "batch_size", "accum_steps"):
-        if getattr(cfg.train, name) < 1:
-            raise ConfigError(f"train.{name} must be at least 1")
+    problems = range_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
     return cfg
 
 
@@ -209,6 +245,8 @@ def _check_views(views: dict) -> None:
     from synclip.data.views import resolve_view
 
     for name, options in views.items():
+        if options is not None and not isinstance(options, dict):
+            raise ConfigError(f"views.{name} must be a mapping of view options (or null), got {options!r}")
         try:
             resolve_view(name, options)
         except ValueError as err:

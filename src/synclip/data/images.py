@@ -46,15 +46,23 @@ def _wide_grey_to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_rgb(path: str | Path, key: str) -> Image.Image:
-    """Open, fully decode and convert ``path`` to RGB, raising BadSample on any failure."""
+    """Open, fully decode and convert ``path`` to RGB, raising BadSample on any failure.
+
+    Image decoders raise many kinds of exception on damaged files (OSError, SyntaxError, ValueError,
+    struct.error, IndexError, DecompressionBombError, ...): every one means this sample is unusable.
+    """
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as err:  # e.g. a name longer than the file system allows
+        raise BadSample("missing_file", key, f"{str(path)[:200]}: {err.strerror}") from err
+    if not found:
         raise BadSample("missing_file", key, str(path))
     try:
         with Image.open(path) as img:
             img.load()
             rgb = to_rgb(img)
             return img.copy() if rgb is img else rgb  # closing `img` invalidates it
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Exception as err:  # any decoder failure on untrusted bytes (struct.error, IndexError, ...)
         reason = "truncated_image" if "truncated" in str(err).lower() else "corrupt_image"
         raise BadSample(reason, key, f"{type(err).__name__}: {err}") from err

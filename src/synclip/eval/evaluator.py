@@ -28,7 +28,7 @@ from synclip.eval.metrics import (
     retrieval_metrics,
 )
 from synclip.eval.task_data import Classification, ImageRetrieval, Probe, Retrieval
-from synclip.eval.zero_shot import build_classifier, zero_shot_logits
+from synclip.eval.zero_shot import build_classifier, sigmoid_report, zero_shot_logits
 from synclip.io import atomic_write
 
 
@@ -73,7 +73,8 @@ class Evaluator:
     def _cache_path(self, image_set: str, n: int) -> Path | None:
         if self.feature_cache is None:
             return None
-        key = hashlib.sha256(f"{image_set}|{n}|{self.preprocess!r}".encode()).hexdigest()[:24]
+        # "rgb-on-white": images read by load_rgb (transparency on white), unlike caches of before
+        key = hashlib.sha256(f"{image_set}|{n}|{self.preprocess!r}|rgb-on-white".encode()).hexdigest()[:24]
         return self.feature_cache / f"{key}.pt"
 
     def text_features(self, texts: Sequence[str]) -> torch.Tensor:
@@ -121,6 +122,18 @@ class Evaluator:
             "classes": list(task.class_names),
             # top-1 of always answering the most frequent class: read top-1 on imbalanced tasks against it
             "data": {**task.data, "majority_top1": max(Counter(task.labels).values()) / len(task.labels)},
+            **self._sigmoid(logits, task),
+        }
+
+    def _sigmoid(self, logits: torch.Tensor, task: Classification) -> dict:
+        """``{"sigmoid": per-class probabilities}`` for a model with a learned bias (SigLIP), else {}."""
+        exported = getattr(self.model, "exported", None) or {}
+        if "logit_bias" not in exported:
+            return {}
+        scale = float(torch.as_tensor(exported["logit_scale"]).exp())
+        bias = float(exported["logit_bias"])
+        return {
+            "sigmoid": sigmoid_report(logits, torch.tensor(task.labels), list(task.class_names), scale, bias)
         }
 
     def retrieval(self, task: Retrieval) -> dict:

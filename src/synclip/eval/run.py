@@ -95,8 +95,10 @@ def evaluate(
     are listed in ``result["plots"]``. ``feature_cache`` keeps image features on disk (see
     :class:`Evaluator`); it must be a folder of this model's alone.
 
-    A task whose data cannot be found or built is skipped with its reason in ``result["skipped"]``
-    rather than failing an evaluation at the end of a training run.
+    A built-in task whose data cannot be found or built is skipped with its reason in
+    ``result["skipped"]`` rather than failing an evaluation at the end of a training run; the user's
+    own data (``image_folder``, ``csv``) that is missing is an error. Images of the user's data that
+    cannot be read are skipped and counted in each task's ``data["bad_images"]``.
     """
     own = [name for name, given in (("image_folder", image_folder), ("csv", csv)) if given is not None]
     if tasks is None and own:
@@ -112,6 +114,9 @@ def evaluate(
         resolve_templates(templates)  # a bad name or file fails before any image is encoded
     if class_names is not None and image_folder is None:
         raise ValueError("class names (--class-names) name the classes of an image folder (--image-folder)")
+    for what, given in (("image folder (--image-folder)", image_folder), ("CSV (--csv)", csv)):
+        if given is not None and not Path(given).exists():
+            raise FileNotFoundError(f"{what} {given} does not exist; pass an existing path or leave it out")
     inputs = EvalInputs(corpus_dir, limit, image_folder, class_names, csv, csv_keys)
     evaluator = Evaluator(model, preprocess, tokenizer, device, batch_size, feature_cache, templates)
     result: dict = {"tasks": {}, "skipped": skipped, "seconds": {}}

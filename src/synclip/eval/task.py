@@ -78,8 +78,11 @@ class EvalTask:
     """One task name of ``synclip eval --tasks``; subclasses implement :meth:`items`.
 
     Register a subclass with ``@EVAL_TASKS.register("name")`` (:data:`synclip.registry.EVAL_TASKS`)
-    in a module that :mod:`synclip.eval.tasks` imports.
+    in a module that :mod:`synclip.eval.tasks` imports. ``user_data`` tasks read data the user named
+    (``--image-folder``, ``--csv``): missing data is then a mistake to report, not a skip.
     """
+
+    user_data: bool = False
 
     def unavailable(self) -> str | None:
         """None when the task's data is installed, else why not; checked, without reading any data,
@@ -99,6 +102,8 @@ class EvalTask:
         try:
             items = self.items(inputs)
         except (FileNotFoundError, ModuleNotFoundError) as err:
+            if self.user_data:
+                raise
             raise TaskSkipped(str(err)) from err
         out = TaskResults()
         for key, item in items.items():

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from synclip.eval.image_sets import ImageFiles, Subset, spread
+from synclip.eval.image_sets import ImageFiles, Subset, readable, spread
 
-__all__ = ["ImageFiles", "Subset", "spread"]  # with the task items below
+__all__ = ["ImageFiles", "Subset", "readable", "spread"]  # with the task items below
 
 
 @dataclass

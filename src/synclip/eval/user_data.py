@@ -18,7 +18,7 @@ import torch
 
 from synclip.data.templates import read_lines
 from synclip.eval.labelled_tasks import labelled_tasks
-from synclip.eval.task_data import Classification, ImageFiles, Probe, Retrieval, spread
+from synclip.eval.task_data import Classification, ImageFiles, Probe, Retrieval, readable, spread
 
 DEFAULT_TEMPLATES = "openai_imagenet"  # photos of unknown content: CLIP's general-purpose prompts
 
@@ -36,6 +36,11 @@ def image_folder_tasks(
     dataset = ImageFolder(root)
     if len(dataset.classes) < 2 or not len(dataset):
         raise FileNotFoundError(f"{root}: need images in at least two class folders (root/<class>/<image>)")
+    kept, bad = readable(dataset, spread(len(dataset), limit))
+    if not kept:
+        raise ValueError(f"{root}: none of its images can be read, e.g. {'; '.join(bad['examples'][:3])}")
+    n_listed = len(dataset)
+    dataset.samples = [dataset.samples[i] for i in kept]  # unreadable images skipped, counted in data
     if class_names is None:
         names = [c.replace("_", " ") for c in dataset.classes]
     else:
@@ -49,10 +54,12 @@ def image_folder_tasks(
         "source": str(Path(root).resolve()),
         "dataset_classes": list(dataset.classes),
         "class_names_file": None if class_names is None else str(Path(class_names).resolve()),
+        "n_listed": n_listed,
+        "bad_images": bad,
     }
     labels = [label for _, label in dataset.samples]
     return labelled_tasks(
-        "image_folder", dataset, labels, names, templates, data, limit, ("lbfgs", "knn"), seed
+        "image_folder", dataset, labels, names, templates, data, None, ("lbfgs", "knn"), seed
     )
 
 
@@ -62,8 +69,10 @@ def csv_pairs(path: str | Path, img_key: str = "filepath", caption_key: str = "c
     from synclip.data.sources import CsvImageText
 
     table = CsvImageText(path, img_key=img_key, caption_key=caption_key)  # checks the columns
-    # the parsed (path, caption) cells: reading them opens no image, unlike indexing the dataset
-    rows = [(image.strip(), caption.strip()) for image, caption in table._rows]
+    # the parsed (path, caption) cells: reading them opens no image, unlike indexing the dataset;
+    # rows with a byte that is not UTF-8 are left out like rows without a caption
+    cells = [row for i, row in enumerate(table._rows) if i not in table.undecodable]
+    rows = [(image.strip(), caption.strip()) for image, caption in cells]
     rows = [(image, caption) for image, caption in rows if image and caption]
     if not rows:
         raise ValueError(f"{path}: no rows with both an image path and a caption")
@@ -83,7 +92,9 @@ def csv_task(
 ) -> dict[str, Retrieval]:
     """``{"retrieval/csv": ...}``; ``limit`` keeps that many images spread evenly and their captions."""
     paths, captions, positives = csv_pairs(path, img_key, caption_key)
-    keep = spread(len(paths), limit)
+    keep, bad = readable(ImageFiles(paths), spread(len(paths), limit))
+    if not keep:
+        raise ValueError(f"{path}: none of its images can be read, e.g. {'; '.join(bad['examples'][:3])}")
     positives = positives[:, keep]  # (T, I')
     used = positives.any(dim=1)  # (T,) captions of a kept image
     positives = positives[used]
@@ -102,6 +113,7 @@ def csv_task(
                 "n_texts": len(captions),
                 "n_images": len(paths),
                 "n_pairs": int(positives.sum()),
+                "bad_images": bad,
             },
         )
     }

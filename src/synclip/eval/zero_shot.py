@@ -46,3 +46,31 @@ def build_classifier(
 def zero_shot_logits(image_features: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
     """(N, D) image features, (D, C) classifier -> (N, C) logits = 100 * cosine similarity."""
     return LOGIT_SCALE * F.normalize(image_features.float(), dim=-1) @ classifier.float()
+
+
+def sigmoid_report(
+    logits: torch.Tensor, labels: torch.Tensor, class_names: list[str], logit_scale: float, logit_bias: float
+) -> dict:
+    """SigLIP's per-class probabilities (Zhai et al. 2023, https://arxiv.org/abs/2303.15343).
+
+    ``logits`` (N, C) are :func:`zero_shot_logits` (100 * cosine); each image-class pair is scored
+    independently as ``sigmoid(t * cos + b)`` with the model's own temperature t and bias b. Returns the
+    mean probability of the true class, the mean probability of the other classes, and per class the
+    mean probability its own images get.
+    """
+    cos = logits.float() / LOGIT_SCALE  # (N, C)
+    probs = torch.sigmoid(logit_scale * cos + logit_bias)  # (N, C), independent per pair
+    own = probs.gather(1, labels.view(-1, 1)).squeeze(1)  # (N,)
+    others = (probs.sum(1) - own) / max(probs.shape[1] - 1, 1)  # (N,)
+    per_class = {
+        name: round(float(own[labels == c].mean()), 6)
+        for c, name in enumerate(class_names)
+        if (labels == c).any()
+    }
+    return {
+        "true_class_mean": float(own.mean()),
+        "other_classes_mean": float(others.mean()),
+        "per_class": per_class,
+        "logit_scale": float(logit_scale),
+        "logit_bias": float(logit_bias),
+    }

@@ -9,6 +9,7 @@ from synclip.objectives import (  # noqa: F401
     multiview_clip,
     nclip,
     nearest_neighbour,
+    siglip,
     simclr,
     simsiam,
     unicl,

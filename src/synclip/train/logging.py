@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
@@ -17,9 +18,8 @@ class MetricsLogger:
     def __init__(self, run_dir: Path, start_step: int = 0):
         self.path = run_dir / "metrics.jsonl"
         if self.path.exists():
-            lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
-            kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= start_step]
-            self.path.write_text("".join(ln + "\n" for ln in kept))
+            kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= start_step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         self.file = open(self.path, "a")  # noqa: SIM115 - closed in close()
         self.tb = SummaryWriter(
             str(run_dir / "tensorboard"), purge_step=start_step + 1 if start_step else None
@@ -38,7 +38,23 @@ class MetricsLogger:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """The records of ``metrics.jsonl``; a line a killed run left half-written is dropped with a warning."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            print(
+                f"warning: {path} line {number} is not a complete record (a killed run?); ignored",
+                file=sys.stderr,
+            )
+    return records

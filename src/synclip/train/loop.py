@@ -20,11 +20,13 @@ from synclip.train.data import build_loaders
 from synclip.train.logging import MetricsLogger
 from synclip.train.optim import cosine_lr, create_optimizer, set_lr
 from synclip.train.plots import plot_training_curves
+from synclip.train.run_folder import release_run_folder
 from synclip.train.setup import (
     build_pretrainer,
     init_distributed,
     prepare_run_dir,
     resolve_device,
+    run_dir_for,
     seed_everything,
     sync_batchnorm,
 )
@@ -65,6 +67,13 @@ def train(cfg: RunConfig) -> Path:
     """
     if cfg.stages:
         return train_stages(cfg, train)
+    try:
+        return _train(cfg)
+    finally:
+        release_run_folder(run_dir_for(cfg))  # taken in prepare_run_dir; the OS drops it if we are killed
+
+
+def _train(cfg: RunConfig) -> Path:
     t = cfg.train
     device = resolve_device(t.device)
     init_distributed(device)
@@ -160,7 +169,9 @@ def train(cfg: RunConfig) -> Path:
         if logger:
             logger.close()
     if dist.is_main():
-        (run_dir / "data_quality.json").write_text(json.dumps(bad, indent=2))
+        from synclip.io import atomic_write_text
+
+        atomic_write_text(run_dir / "data_quality.json", json.dumps(bad, indent=2))
         plot_training_curves(run_dir)
     return run_dir
 
@@ -231,6 +242,7 @@ def _count_bad(
             f"{bad['n_bad']} of {bad['n_items']} samples could not be used (limit data.max_bad_fraction="
             f"{max_fraction}); for example: {'; '.join(bad['examples'][:5])}"
         )
+    return counts[2].item() > 0
 
 
 def _save(state: dict, step: int, bad: dict, finished: bool) -> None:

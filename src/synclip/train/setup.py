@@ -11,13 +11,14 @@ import numpy as np
 import torch
 
 from synclip import distributed as dist
-from synclip.config import RunConfig, run_dir_for
+from synclip.config import ConfigError, RunConfig, run_dir_for
 from synclip.models import TwoTower, create_model
 from synclip.models.locking import apply_locking
 from synclip.models.tower_init import init_image_tower
 from synclip.objectives.base import RunContext
 from synclip.recipe import Pretrainer, Recipe
 from synclip.train.global_bn import convert_global_batchnorm, is_frozen
+from synclip.train.view_fields import view_field_problem
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,6 +63,9 @@ def build_pretrainer(cfg: RunConfig) -> Pretrainer:
         model.set_grad_checkpointing(True)  # open_clip: checkpoint every residual block of both towers
     # objectives fill their options from the run first (Objective.prepare: vocabularies, view statistics)
     recipe = Recipe(model, cfg.objectives, RunContext(cfg.views, cfg.data.sources))
+    problem = view_field_problem(cfg, recipe)  # before any data is loaded
+    if problem:
+        raise ConfigError(problem)
     if m.pretrained:
         carry_recipe_state(recipe, m.pretrained)
     return Pretrainer(model, recipe)
@@ -124,8 +128,22 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
 
     Every rank checks, rank 0 writes, and a barrier keeps any rank from racing ahead (to read a
     checkpoint to resume, or to write one) before all have looked.
+
+    The main rank first locks the folder (:mod:`synclip.train.run_folder`): a folder in use by another
+    process stops every rank with RunFolderInUse; temporary files of a killed run are removed.
     """
+    from synclip.io import atomic_write_text
+    from synclip.train.run_folder import RunFolderInUse, lock_run_folder, remove_stale_temporaries
+
     run_dir = run_dir_for(cfg)
+    in_use = ""
+    if dist.is_main():
+        try:
+            lock_run_folder(run_dir)
+        except RunFolderInUse as err:
+            in_use = str(err)
+    if dist.all_reduce_sum(torch.tensor([float(bool(in_use))])).item() > 0:
+        raise RunFolderInUse(in_use or f"run folder {run_dir} is in use by another synclip process")
     exists = (run_dir / "checkpoint.pt").exists()
     dist.barrier()
     if exists and not cfg.train.resume:
@@ -134,7 +152,7 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
             "(or train.out_dir=...) for a new one"
         )
     if dist.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        remove_stale_temporaries(run_dir)
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
     dist.barrier()
     return run_dir

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from synclip.data.csv_rows import read_table
 from synclip.data.images import BadSample, load_rgb
 from synclip.data.sources.base import register_source
 
@@ -35,13 +34,12 @@ class CsvImageText(Dataset):
         self.extra_keys = tuple(extra_keys)
         self.max_caption_chars = max_caption_chars
         self.sep = sep if sep is not None else ("\t" if self.path.suffix.lower() == ".tsv" else ",")
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long captions must reach our own check
-        with self.path.open(newline="", encoding="utf-8") as f:
-            reader = csv.reader(f, delimiter=self.sep)
-            self.columns: list[str] = next(reader, [])
-            self._check_columns()
-            wanted = [self.columns.index(c) for c in (img_key, caption_key, *self.extra_keys)]
-            self._rows = [tuple(row[i] if i < len(row) else "" for i in wanted) for row in reader if row]
+        table = read_table(self.path, self.sep)
+        self.columns: list[str] = table.columns
+        self._check_columns()
+        wanted = [self.columns.index(c) for c in (img_key, caption_key, *self.extra_keys)]
+        self._rows = [tuple(row[i] if i < len(row) else "" for i in wanted) for row in table.rows]
+        self.undecodable = table.undecodable  # row index -> where its non-UTF-8 byte is
         self._base = self.path.parent
 
     def _check_columns(self) -> None:
@@ -61,6 +59,8 @@ class CsvImageText(Dataset):
     def __getitem__(self, index: int) -> dict:
         filepath, caption, *extras = self._rows[index]
         key = filepath
+        if index in self.undecodable:
+            raise BadSample("not_utf8", key, f"{self.path} {self.undecodable[index]}")
         caption = caption.strip()
         if not caption:
             raise BadSample("empty_caption", key)

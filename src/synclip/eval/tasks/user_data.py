@@ -11,6 +11,8 @@ from synclip.registry import EVAL_TASKS
 class ImageFolderTasks(EvalTask):
     """``--image-folder``: zero-shot over the class folders, a linear probe and kNN on a seeded split."""
 
+    user_data = True
+
     def items(self, inputs: EvalInputs) -> dict:
         return ud.image_folder_tasks(inputs.image_folder, inputs.class_names, limit=inputs.limit)
 
@@ -18,6 +20,8 @@ class ImageFolderTasks(EvalTask):
 @EVAL_TASKS.register("csv")
 class CsvRetrieval(EvalTask):
     """``--csv``: retrieval between the file's unique captions and unique images."""
+
+    user_data = True
 
     def items(self, inputs: EvalInputs) -> dict:
         return ud.csv_task(inputs.csv, *inputs.csv_keys, limit=inputs.limit)
