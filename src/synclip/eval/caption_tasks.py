@@ -136,7 +136,7 @@ def caption_plot(task: Captioning, name: str, out_dir: str | Path) -> Path:
     picks = spread(len(task.index), N_EXAMPLES)
     cols = min(4, len(picks))
     rows = (len(picks) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.5 * rows), squeeze=False)
     for ax, j in zip(axes.flat, picks):
         ax.imshow(_as_image(task.images[task.index[j]]))
         ax.set_xticks([])
