@@ -1,4 +1,4 @@
-"""The ``synclip`` command: train, eval, compare, export, data, recipes, models, demo."""
+"""The ``synclip`` command: train, eval, compare, export, caption, data, recipes, models, demo."""
 
 from __future__ import annotations
 
@@ -81,6 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("export", help="write a checkpoint's model as open_clip-loadable weights")
     p.add_argument("checkpoint")
     p.add_argument("out")
+
+    p = sub.add_parser("caption", help="caption images with a checkpoint's decoder (coca, cappa)")
+    p.add_argument("checkpoint", help="a synclip checkpoint, or a file from `synclip export`")
+    p.add_argument("images", nargs="+", help="image files; prints one `image<TAB>caption` line each")
+    p.add_argument("--model-name", default=None, help="the architecture of an exported file")
+    p.add_argument("--method", choices=["greedy", "beam", "sample"], default="greedy")
+    p.add_argument("--max-length", type=int, default=30, help="tokens, start and end included")
+    p.add_argument("--beams", type=int, default=6, help="beam search: beams")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling and beam search")
+    p.add_argument("--seed", type=int, default=0, help="sampling: seed")
+    p.add_argument("--device", default="auto")
 
     p = sub.add_parser(
         "data", help="build data sets: `data emoji`, or `data shards --source SRC --out DIR` (webdataset)"
@@ -187,6 +198,32 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_caption(args) -> int:
+    import torch
+    from PIL import Image
+
+    from synclip.api import load
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load(args.checkpoint, model_name=args.model_name, device=device)
+    images = []
+    for path in args.images:
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    options = {"method": args.method, "max_len": args.max_length}
+    if args.method != "greedy":
+        options["temperature"] = args.temperature
+    if args.method == "beam":
+        options["beams"] = args.beams
+    if args.method == "sample":
+        options["generator"] = torch.Generator().manual_seed(args.seed)
+    for path, caption in zip(args.images, model.generate(images, **options)):
+        print(f"{path}\t{caption}")
+    return 0
+
+
 def cmd_data(args) -> int:
     import time
 
@@ -262,6 +299,7 @@ COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "export": cmd_export,
+    "caption": cmd_caption,
     "compare": cmd_compare,
     "data": cmd_data,
     "recipes": cmd_recipes,

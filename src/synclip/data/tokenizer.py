@@ -37,6 +37,15 @@ class ClipTokenizer:
         """Token ids of one text, without <sot>/<eot> and without truncation."""
         return self._tokenizer().encode(text)
 
+    def decode(self, ids) -> str:
+        """Token ids (a list or 1-d tensor) -> text: what lies between <sot> and the first <eot>,
+        pads (0) dropped, words joined by single spaces."""
+        ids = [int(i) for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids)]
+        if self.eot_token_id in ids:
+            ids = ids[: ids.index(self.eot_token_id)]
+        ids = [i for i in ids if i not in (self.sot_token_id, self.pad_id) and i < self.vocab_size]
+        return " ".join(self._tokenizer().decode(ids).split())
+
     def __call__(self, texts: str | list[str]) -> torch.Tensor:
         if isinstance(texts, str):
             texts = [texts]

@@ -14,7 +14,8 @@ from pathlib import Path
 from synclip.io import atomic_write_text
 
 # The metrics shown per task kind: zero-shot and probes by top-1, retrieval by Recall@1 and @5,
-# image-to-image retrieval by Recall@1 and mAP.
+# image-to-image retrieval by Recall@1 and mAP,
+# captioning by CIDEr and BLEU, generative zero-shot by top-1 beside the contrastive top-1.
 HEADLINE = (
     "top1",
     "text_to_image_R@1",
@@ -23,6 +24,9 @@ HEADLINE = (
     "image_to_text_R@5",
     "image_to_image_R@1",
     "mAP",
+    "cider",
+    "bleu",
+    "contrastive_top1",
 )
 
 

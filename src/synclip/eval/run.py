@@ -40,7 +40,7 @@ from synclip.registry import EVAL_TASKS
 # out with its reason when its data is not installed (EvalTask.unavailable).
 DEFAULT_TASKS = [
     "category", "subcategory", "head_noun", "retrieval", "cross_style", "image_retrieval",
-    "fashion_mnist", "classifier",
+    "fashion_mnist", "classifier", "captioning", "generative_zero_shot",
 ]  # fmt: skip
 
 

@@ -16,6 +16,11 @@ from open_clip.transformer import VisionTransformer, text_global_pool
 from synclip.models.locking import image_forward, keep_locked_in_eval, no_grad_when_locked
 from synclip.models.masked_embed import masked_embeds
 
+NO_DECODER = (
+    "{name} has no captioning decoder (no head with generate in model.heads): train a recipe with a "
+    "caption objective (coca, cappa, siglip_caption) and load it with synclip.load"
+)
+
 
 def drop_patches(x: torch.Tensor, fraction: float) -> torch.Tensor:
     """Keep the CLS token and a random ``1 - fraction`` of the other tokens of each row (B, 1 + P, W)."""
@@ -108,6 +113,15 @@ class TwoTower(CLIP):
         else:
             embed = pooled @ self.text_projection  # (B, W) @ (W, D) -> (B, D)
         return {"embed": embed, "pooled": pooled, "tokens": tokens}
+
+    def generate(self, images, **options) -> list[str]:
+        """One caption per image (a (B, 3, H, W) tensor or PIL images) from the captioning decoder in
+        ``heads`` (set by ``synclip.load``); ``options`` go to its ``generate`` (``method`` "greedy",
+        "beam" or "sample", ``max_len``, ``temperature``, ``beams``, ...)."""
+        heads = [h for h in (getattr(self, "heads", None) or {}).values() if hasattr(h, "generate")]
+        if not heads:
+            raise ValueError(NO_DECODER.format(name=self.name))
+        return heads[0].generate(self, images, **options)
 
     def encode_image(self, image: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         embed = self.image_outputs(image)["embed"]
