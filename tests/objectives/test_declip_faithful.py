@@ -68,3 +68,38 @@ def test_nn_topk_averages_one_block_per_neighbour_rank(micro_model):
             [F.cross_entropy(scale * image @ bank[index[:, j]].T, torch.arange(4)) for j in range(3)]
         ).mean()
     assert torch.allclose(loss, expected, atol=1e-6)
+
+
+def test_declip_recipe_shares_one_clamped_temperature_and_eda_has_no_insertion():
+    from synclip.config import load_config
+    from synclip.data.views import resolve_view
+    from synclip.train.setup import build_pretrainer
+
+    cfg = load_config("declip", ["train.device=cpu"])
+    cfg.objectives = {
+        name: {**opts, **({"queue_size": 16} if name == "nearest_neighbour" else {})}
+        for name, opts in cfg.objectives.items()
+    }
+    recipe = build_pretrainer(cfg).recipe
+    mv, nn = recipe.objectives["multiview_clip"], recipe.objectives["nearest_neighbour"]
+    assert nn.logit_scale is mv.logit_scale  # one parameter, as DeCLIP's one logit_scale
+    with torch.no_grad():
+        mv.logit_scale.fill_(1.0)
+    recipe.post_step()
+    assert math.isclose(float(nn.logit_scale.detach()), 3.0, rel_tol=1e-6)  # DeCLIP's clamp: min 3
+    with torch.no_grad():
+        mv.logit_scale.fill_(9.0)
+    recipe.post_step()
+    assert math.isclose(float(mv.logit_scale.detach()), math.log(100), rel_tol=1e-6)
+    _, eda = resolve_view("text_eda", cfg.views["text_eda"])
+    assert sorted(eda["ops"]) == ["rd", "rs", "sr"]  # DeCLIP: choice([sr, rs, rd]), no random insertion
+
+
+def test_temperature_of_must_name_another_temperature_objective(micro_model):
+    import pytest
+
+    with pytest.raises(ValueError, match="temperature_of"):
+        Recipe(micro_model, {"clip": {"temperature_of": "mlm"}, "mlm": {}})
+    recipe = Recipe(micro_model, {"clip": {}, "other": {"type": "clip", "temperature_of": "clip"}})
+    params = [p for _, p in recipe.named_parameters()]
+    assert sum(p is recipe.objectives["clip"].logit_scale for p in params) == 1  # the optimizer sees it once

@@ -305,8 +305,13 @@ class TemperatureObjective(Objective):
     """An objective with CLIP's learnable temperature (Radford et al. 2021).
 
     ``logit_scale`` is the log of the multiplier, initialised to ``log(init_logit_scale)`` (1/0.07) and
-    clamped at ``log(max_logit_scale)`` (100) after every optimizer step. The parameter keeps the name
-    ``logit_scale`` so that the recipe can export it with the towers in open_clip's layout.
+    clamped to ``[log(min_logit_scale), log(max_logit_scale)]`` ([0, log 100] by default, CLIP's clamp)
+    after every optimizer step. The parameter keeps the name ``logit_scale`` so that the recipe can
+    export it with the towers in open_clip's layout.
+
+    ``temperature_of`` names another temperature objective of the recipe whose ``logit_scale`` this
+    one uses (one parameter, one clamp: the owner's), as DeCLIP shares one temperature across its
+    contrastive terms; :class:`synclip.recipe.Recipe` ties them after building every objective.
     """
 
     def __init__(
@@ -316,12 +321,24 @@ class TemperatureObjective(Objective):
         init_logit_scale: float = 1 / 0.07,
         max_logit_scale: float = 100.0,
         learn_logit_scale: bool = True,
+        min_logit_scale: float = 1.0,
+        temperature_of: str | None = None,
     ):
         super().__init__(model, source)
-        self.max_log_scale = math.log(max_logit_scale)
+        if not 0 < min_logit_scale <= max_logit_scale:
+            raise ValueError(
+                f"min_logit_scale must be positive and at most max_logit_scale, got {min_logit_scale}"
+            )
+        self.min_log_scale, self.max_log_scale = math.log(min_logit_scale), math.log(max_logit_scale)
+        self.temperature_of = temperature_of
         self.logit_scale = nn.Parameter(
             torch.tensor(math.log(init_logit_scale)), requires_grad=learn_logit_scale
         )
+
+    def share_temperature(self, owner: TemperatureObjective) -> None:
+        """Use ``owner``'s ``logit_scale`` parameter (and its clamp) from now on."""
+        self.logit_scale = owner.logit_scale
+        self.min_log_scale, self.max_log_scale = owner.min_log_scale, owner.max_log_scale
 
     def scale(self) -> torch.Tensor:
         """The multiplier of the cosine similarities, ``exp(logit_scale)``."""
@@ -334,7 +351,7 @@ class TemperatureObjective(Objective):
 
     @torch.no_grad()
     def post_step(self) -> None:
-        self.logit_scale.clamp_(0, self.max_log_scale)
+        self.logit_scale.clamp_(self.min_log_scale, self.max_log_scale)
 
     def export_state(self) -> dict[str, torch.Tensor]:
         return {"logit_scale": self.logit_scale.detach()}
