@@ -118,8 +118,10 @@ class Encoded:
 
     :meth:`prefetch` encodes many views at once: views with the same per-item shape (and the same
     patch dropout) are concatenated into one tower call, e.g. ``image`` (B, 3, H, W) and
-    ``image_ssl`` (B, N, 3, H, W) go through the image tower as one (B + B * N) batch.
-    Patch dropout is applied only while the model is in training mode.
+    ``image_ssl`` (B, N, 3, H, W) go through the image tower as one (B + B * N) batch; except through
+    a tower holding BatchNorm in training mode (an unlocked EfficientNet), whose batch statistics
+    would then pool the views (CLIP and SSL crops alike): there each view is its own call, as when
+    encoded alone. Patch dropout is applied only while the model is in training mode.
     """
 
     def __init__(self, model: nn.Module, batch: dict):
@@ -142,6 +144,19 @@ class Encoded:
         if key not in self._cache:
             self._cache[key] = encode(self.batch)
         return self._cache[key]
+
+    def _batch_statistics(self, tower: str) -> bool:
+        """Whether ``tower`` holds BatchNorm in training mode (its outputs depend on the call's batch)."""
+        if not hasattr(self, "_bn"):
+            self._bn: dict[str, bool] = {}
+        if tower not in self._bn:
+            in_image = lambda name: name == "visual" or name.startswith("visual.")  # noqa: E731
+            self._bn[tower] = any(
+                isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+                for name, m in self.model.named_modules()
+                if in_image(name) == (tower == "image") or not hasattr(self.model, "visual")
+            )
+        return self._bn[tower]
 
     def _dropout(self, patch_dropout: float) -> float:
         return float(patch_dropout) if self.model.training else 0.0
@@ -186,9 +201,11 @@ class Encoded:
                 continue
             flat, lead = self._input(tower, view, source)
             group = (tower, tuple(flat.shape[1:]), flat.dtype, key[3])
+            if self._batch_statistics(tower):  # BatchNorm in training mode: one call per view
+                group = (*group, key)
             if all(k != key for k, _, _ in groups.get(group, [])):
                 groups.setdefault(group, []).append((key, flat, lead))
-        for (tower, _, _, patch_dropout), members in groups.items():
+        for (tower, _, _, patch_dropout, *_), members in groups.items():
             flat = (
                 torch.cat([f for _, f, _ in members]) if len(members) > 1 else members[0][1]
             )  # (sum N, ...)
