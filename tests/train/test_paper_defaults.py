@@ -34,3 +34,24 @@ def test_gradient_clipping_is_off_by_default_and_lit_copies_big_vision():
 
 def test_slip_clip_view_crop_is_slips():
     assert load_config("slip").views["image"]["scale"] == [0.5, 1.0]  # SLIP main.py: scale=(0.5, 1.0)
+
+
+def test_flip_pools_by_average_and_tunes_unmasked_for_one_percent():
+    from synclip.config import stage_configs
+    from synclip.models import create_model
+
+    cfg = load_config("flip")
+    assert create_model(cfg.model.name).visual.pool_type == "avg"  # FLIP: clr.img_avg_token = True
+    stages = dict(stage_configs(cfg))
+    masked, unmasked = stages["masked"].train, stages["unmasked"].train
+    assert unmasked.epochs / masked.epochs == 0.01 and unmasked.lr / masked.lr == 0.01  # FLIP README
+
+
+def test_fractional_epochs_train_at_least_one_step():
+    assert load_config("clip", ["train.epochs=0.1"]).train.epochs == 0.1
+    import pytest
+
+    from synclip.config import ConfigError
+
+    with pytest.raises(ConfigError, match="epochs"):
+        load_config("clip", ["train.epochs=0"])

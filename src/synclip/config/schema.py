@@ -50,7 +50,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: int | float = 10  # may be a fraction (at least one step is trained)
     max_steps: int | None = None  # stop after this many steps (the schedule still spans `epochs`)
     batch_size: int = 128  # per process (and per micro-batch when accum_steps > 1)
     accum_steps: int = 1  # micro-batches per optimizer step; the contrastive batch stays whole
