@@ -55,7 +55,9 @@ class Recipe(nn.Module):
                     f"temperature in this recipe ({', '.join(self.objectives)})"
                 )
             if getattr(owner, "temperature_of", None):
-                raise ValueError(f"objectives.{name}.temperature_of: {owner_name!r} shares a temperature itself")
+                raise ValueError(
+                    f"objectives.{name}.temperature_of: {owner_name!r} shares a temperature itself"
+                )
             objective.share_temperature(owner)
 
     def active(self) -> dict[str, Objective]:

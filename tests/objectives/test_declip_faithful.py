@@ -25,7 +25,9 @@ def test_nn_loss_is_the_image_to_neighbour_cross_entropy_only(micro_model):
     """DeCLIP's solver: criterion(logits_per_image_nn, logits_per_image_nn_aug), image -> NN text only."""
     recipe = Recipe(micro_model, {"nearest_neighbour": {"queue_size": 16}})
     objective = recipe.objectives["nearest_neighbour"]
-    bank = F.normalize(torch.randn(16, micro_model.embed_dim, generator=torch.Generator().manual_seed(1)), dim=-1)
+    bank = F.normalize(
+        torch.randn(16, micro_model.embed_dim, generator=torch.Generator().manual_seed(1)), dim=-1
+    )
     objective.queue.push(bank, gather=False)
     batch = _batch(micro_model)
     recipe.eval()
@@ -53,7 +55,9 @@ def test_nn_loss_is_the_image_to_neighbour_cross_entropy_only(micro_model):
 def test_nn_topk_averages_one_block_per_neighbour_rank(micro_model):
     recipe = Recipe(micro_model, {"nearest_neighbour": {"queue_size": 16, "topk": 3, "text_views": ["text"]}})
     objective = recipe.objectives["nearest_neighbour"]
-    bank = F.normalize(torch.randn(16, micro_model.embed_dim, generator=torch.Generator().manual_seed(2)), dim=-1)
+    bank = F.normalize(
+        torch.randn(16, micro_model.embed_dim, generator=torch.Generator().manual_seed(2)), dim=-1
+    )
     objective.queue.push(bank, gather=False)
     batch = _batch(micro_model, crops=1)
     recipe.eval()

@@ -64,7 +64,9 @@ class TrainConfig:
     beta2: float = 0.98
     eps: float = 1e-6
     warmup_steps: int = 100
-    grad_clip_norm: float | None = None  # global gradient-norm clip; off as in CLIP and SLIP (big_vision: 1.0)
+    grad_clip_norm: float | None = (
+        None  # global gradient-norm clip; off as in CLIP and SLIP (big_vision: 1.0)
+    )
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 with loss scaling, CUDA only)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0

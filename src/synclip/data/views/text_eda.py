@@ -116,7 +116,9 @@ def random_deletion(words: list[str], p: float) -> list[str]:
     return kept or [random.choice(words)]
 
 
-def eda(caption: str, ops: tuple[str, ...] = DECLIP_OPS, alpha: float = 0.1, table: dict | None = None) -> str:
+def eda(
+    caption: str, ops: tuple[str, ...] = DECLIP_OPS, alpha: float = 0.1, table: dict | None = None
+) -> str:
     """One randomly chosen EDA operation applied to ``caption``."""
     words = caption.split()
     if not words:
