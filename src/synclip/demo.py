@@ -37,7 +37,9 @@ def measure_pairs_per_second(cfg, steps: int = 6) -> float:
         }
     }
     t = cfg.train
-    optimizer = create_optimizer(pretrainer, t.lr, t.weight_decay, (t.beta1, t.beta2), t.eps)
+    optimizer = create_optimizer(
+        pretrainer, t.lr, t.weight_decay, (t.beta1, t.beta2), t.eps, decoupled=t.decoupled_weight_decay
+    )
     for i in range(steps + 2):
         if i == 2:  # the first steps warm up allocators and kernels
             start = time.perf_counter()

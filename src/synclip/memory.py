@@ -57,3 +57,18 @@ class FeatureQueue(nn.Module):
         bank = self.queue[:n].to(x.dtype)  # (n, D)
         index = (x @ bank.T).argmax(dim=-1)  # (B, D) @ (D, n) -> (B, n) -> (B,)
         return bank[index]  # (B, D)
+
+    @torch.no_grad()
+    def neighbours(self, x: torch.Tensor, k: int = 1) -> torch.Tensor:
+        """The ``k`` most cosine-similar queue rows of each row of ``x`` (B, D) -> (B, k, D), detached,
+        most similar first (DeCLIP's ``NNMemoryBankModule(topk=k)``).
+
+        Fewer than ``k`` filled rows give that many neighbours; an empty queue gives ``x`` itself.
+        """
+        x = F.normalize(x.detach(), dim=-1)
+        n = int(self.filled)
+        if n == 0:
+            return x.unsqueeze(1)  # (B, 1, D)
+        bank = self.queue[:n].to(x.dtype)  # (n, D)
+        index = (x @ bank.T).topk(min(k, n), dim=-1).indices  # (B, n) -> (B, k)
+        return bank[index]  # (B, k, D)

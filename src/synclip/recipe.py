@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from synclip.objectives import Encoded, Objective
-from synclip.objectives.base import RunContext
+from synclip.objectives.base import RunContext, TemperatureObjective
 from synclip.registry import OBJECTIVES
 
 
@@ -40,6 +40,25 @@ class Recipe(nn.Module):
             self.objectives[name] = cls(model, **options)
             if context is not None:
                 context.named(name).check_reads(self.objectives[name].reads())
+        self._tie_temperatures()
+
+    def _tie_temperatures(self) -> None:
+        """Objectives with ``temperature_of`` use the named objective's ``logit_scale`` parameter."""
+        for name, objective in self.objectives.items():
+            owner_name = getattr(objective, "temperature_of", None)
+            if not owner_name:
+                continue
+            owner = self.objectives[owner_name] if owner_name in self.objectives else None
+            if not isinstance(owner, TemperatureObjective) or owner is objective:
+                raise ValueError(
+                    f"objectives.{name}.temperature_of: {owner_name!r} is not another objective with a "
+                    f"temperature in this recipe ({', '.join(self.objectives)})"
+                )
+            if getattr(owner, "temperature_of", None):
+                raise ValueError(
+                    f"objectives.{name}.temperature_of: {owner_name!r} shares a temperature itself"
+                )
+            objective.share_temperature(owner)
 
     def active(self) -> dict[str, Objective]:
         return {n: o for n, o in self.objectives.items() if self.weights[n] != 0}

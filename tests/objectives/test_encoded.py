@@ -95,3 +95,24 @@ def test_patch_dropout_keeps_cls_and_half_the_patches(micro_model):
     assert out["tokens"].shape[1] == 8  # 16 patches -> 8 kept
     enc = Encoded(model.eval(), {"pairs": {"image_ssl": image.unsqueeze(1)}})
     assert enc.image("image_ssl", patch_dropout=0.5)["tokens"].shape[2] == 16  # no dropout in eval
+
+
+def test_prefetch_does_not_pool_batchnorm_statistics_across_views():
+    """Issue 19: a tower with BatchNorm in training mode encodes each view alone (its own batch
+    statistics), so prefetching gives what encoding the views one by one gives."""
+    from synclip.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("effnet-lite0-text").train()  # timm EfficientNet-Lite0 tower, BatchNorm trains
+    counting = CountingModel(model)
+    batch = _batch(model, b=3)
+    enc = Encoded(counting, batch)
+    enc.prefetch([("image", "image", "pairs", 0.0), ("image", "image_ssl", "pairs", 0.0)])
+    assert [c[:2] for c in counting.calls] == [("image", 3), ("image", 6)]  # no (B + B * 2) call
+    with torch.no_grad():
+        alone = Encoded(model, batch)
+        for view in ("image", "image_ssl"):
+            assert torch.allclose(enc.image(view)["features"], alone.image(view)["features"], atol=1e-6)
+    # the text tower has no BatchNorm: its views still share one call; an eval-mode tower merges too
+    assert not Encoded(model, batch)._batch_statistics("text")
+    assert not Encoded(model.eval(), batch)._batch_statistics("image")

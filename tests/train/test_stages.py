@@ -46,7 +46,7 @@ def test_stage_folders_references_and_per_stage_overrides(tmp_path):
     [
         ("{a: {model: {pretrained: 'stage:b'}}, b: {}}", "only earlier stages"),
         ("{a: {model: {pretrained: 'stage:zzz'}}}", "only earlier stages"),
-        ("{a: {train: {epochs: 0}}}", "stages.a: train.epochs must be at least 1"),
+        ("{a: {train: {epochs: 0}}}", "stages.a: train.epochs must be greater than 0"),
         ("{a: {model: {nope: 1}}}", "stages.a: unknown key"),
         ("{a: 3}", "stages.a must be a mapping"),
     ],

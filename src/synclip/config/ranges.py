@@ -11,9 +11,10 @@ import math
 from typing import Any
 
 # (section, key, lowest allowed, whether the lowest is allowed, highest allowed or None, may be null)
-_AT_LEAST_1 = ("epochs", "batch_size", "accum_steps", "checkpoint_every", "log_every")
+_AT_LEAST_1 = ("batch_size", "accum_steps", "checkpoint_every", "log_every")
 _RULES: list[tuple[str, str, float, bool, float | None, bool]] = [
     *(("train", key, 1, True, None, False) for key in _AT_LEAST_1),
+    ("train", "epochs", 0, False, None, False),  # a fraction of an epoch is allowed (FLIP's short tuning)
     ("train", "max_steps", 1, True, None, True),
     ("train", "warmup_steps", 0, True, None, False),
     ("train", "lr", 0, True, None, False),

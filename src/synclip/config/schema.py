@@ -50,17 +50,23 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: int | float = 10  # may be a fraction (at least one step is trained)
     max_steps: int | None = None  # stop after this many steps (the schedule still spans `epochs`)
     batch_size: int = 128  # per process (and per micro-batch when accum_steps > 1)
     accum_steps: int = 1  # micro-batches per optimizer step; the contrastive batch stays whole
     lr: float = 1e-3
     weight_decay: float = 0.1
+    # False: torch AdamW's decay, lr_t * weight_decay * theta per step (CLIP, SLIP, DeCLIP, open_clip).
+    # True: big_vision's decoupled decay, (lr_t / lr) * weight_decay * theta, i.e. the schedule times
+    # the decay, not multiplied by the base lr (big_vision/optax.py: add_decayed_weights after scale(lr))
+    decoupled_weight_decay: bool = False
     beta1: float = 0.9
     beta2: float = 0.98
     eps: float = 1e-6
     warmup_steps: int = 100
-    grad_clip_norm: float | None = 1.0
+    grad_clip_norm: float | None = (
+        None  # global gradient-norm clip; off as in CLIP and SLIP (big_vision: 1.0)
+    )
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 with loss scaling, CUDA only)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0

@@ -6,7 +6,7 @@ CapPa), ``simclr``, ``simsiam``, ``nclip``, ``multiview_clip`` (DeCLIP's MVS), `
 """
 
 from synclip.losses.caption import caption_loss, parallel_prediction_inputs, teacher_forcing
-from synclip.losses.clip import clip_loss, contrastive_logits
+from synclip.losses.clip import clip_loss, contrastive_logits, image_to_text_loss
 from synclip.losses.mae import masked_patch_mse, normalise_patches, patchify
 from synclip.losses.masked_ce import masked_token_ce
 from synclip.losses.mim import mim_feature_loss
@@ -22,6 +22,7 @@ __all__ = [
     "clip_loss",
     "contrastive_logits",
     "entropy",
+    "image_to_text_loss",
     "masked_patch_mse",
     "masked_token_ce",
     "mim_feature_loss",

@@ -50,3 +50,17 @@ def clip_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor
             + (logits_per_text.argmax(-1) == targets).float().mean()
         ) / 2
     return {"loss": loss, "acc": acc}
+
+
+def image_to_text_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> dict:
+    """One direction of CLIP's loss: each image against every text of the global batch, its own text
+    the target. DeCLIP trains its nearest-neighbour supervision with this term only (its solver passes
+    image-to-neighbour logits in both argument slots of ``ClipInfoCELoss``).
+
+    Returns ``{"loss", "acc"}`` with ``acc`` the image-to-text top-1 matching accuracy.
+    """
+    logits_per_image, _, targets = contrastive_logits(image, text, logit_scale)  # (B, N), (B,)
+    loss = F.cross_entropy(logits_per_image, targets)
+    with torch.no_grad():
+        acc = (logits_per_image.argmax(-1) == targets).float().mean()
+    return {"loss": loss, "acc": acc}

@@ -118,8 +118,10 @@ class Encoded:
 
     :meth:`prefetch` encodes many views at once: views with the same per-item shape (and the same
     patch dropout) are concatenated into one tower call, e.g. ``image`` (B, 3, H, W) and
-    ``image_ssl`` (B, N, 3, H, W) go through the image tower as one (B + B * N) batch.
-    Patch dropout is applied only while the model is in training mode.
+    ``image_ssl`` (B, N, 3, H, W) go through the image tower as one (B + B * N) batch; except through
+    a tower holding BatchNorm in training mode (an unlocked EfficientNet), whose batch statistics
+    would then pool the views (CLIP and SSL crops alike): there each view is its own call, as when
+    encoded alone. Patch dropout is applied only while the model is in training mode.
     """
 
     def __init__(self, model: nn.Module, batch: dict):
@@ -142,6 +144,19 @@ class Encoded:
         if key not in self._cache:
             self._cache[key] = encode(self.batch)
         return self._cache[key]
+
+    def _batch_statistics(self, tower: str) -> bool:
+        """Whether ``tower`` holds BatchNorm in training mode (its outputs depend on the call's batch)."""
+        if not hasattr(self, "_bn"):
+            self._bn: dict[str, bool] = {}
+        if tower not in self._bn:
+            in_image = lambda name: name == "visual" or name.startswith("visual.")  # noqa: E731
+            self._bn[tower] = any(
+                isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+                for name, m in self.model.named_modules()
+                if in_image(name) == (tower == "image") or not hasattr(self.model, "visual")
+            )
+        return self._bn[tower]
 
     def _dropout(self, patch_dropout: float) -> float:
         return float(patch_dropout) if self.model.training else 0.0
@@ -186,9 +201,11 @@ class Encoded:
                 continue
             flat, lead = self._input(tower, view, source)
             group = (tower, tuple(flat.shape[1:]), flat.dtype, key[3])
+            if self._batch_statistics(tower):  # BatchNorm in training mode: one call per view
+                group = (*group, key)
             if all(k != key for k, _, _ in groups.get(group, [])):
                 groups.setdefault(group, []).append((key, flat, lead))
-        for (tower, _, _, patch_dropout), members in groups.items():
+        for (tower, _, _, patch_dropout, *_), members in groups.items():
             flat = (
                 torch.cat([f for _, f, _ in members]) if len(members) > 1 else members[0][1]
             )  # (sum N, ...)
@@ -305,8 +322,13 @@ class TemperatureObjective(Objective):
     """An objective with CLIP's learnable temperature (Radford et al. 2021).
 
     ``logit_scale`` is the log of the multiplier, initialised to ``log(init_logit_scale)`` (1/0.07) and
-    clamped at ``log(max_logit_scale)`` (100) after every optimizer step. The parameter keeps the name
-    ``logit_scale`` so that the recipe can export it with the towers in open_clip's layout.
+    clamped to ``[log(min_logit_scale), log(max_logit_scale)]`` ([0, log 100] by default, CLIP's clamp)
+    after every optimizer step. The parameter keeps the name ``logit_scale`` so that the recipe can
+    export it with the towers in open_clip's layout.
+
+    ``temperature_of`` names another temperature objective of the recipe whose ``logit_scale`` this
+    one uses (one parameter, one clamp: the owner's), as DeCLIP shares one temperature across its
+    contrastive terms; :class:`synclip.recipe.Recipe` ties them after building every objective.
     """
 
     def __init__(
@@ -316,12 +338,24 @@ class TemperatureObjective(Objective):
         init_logit_scale: float = 1 / 0.07,
         max_logit_scale: float = 100.0,
         learn_logit_scale: bool = True,
+        min_logit_scale: float = 1.0,
+        temperature_of: str | None = None,
     ):
         super().__init__(model, source)
-        self.max_log_scale = math.log(max_logit_scale)
+        if not 0 < min_logit_scale <= max_logit_scale:
+            raise ValueError(
+                f"min_logit_scale must be positive and at most max_logit_scale, got {min_logit_scale}"
+            )
+        self.min_log_scale, self.max_log_scale = math.log(min_logit_scale), math.log(max_logit_scale)
+        self.temperature_of = temperature_of
         self.logit_scale = nn.Parameter(
             torch.tensor(math.log(init_logit_scale)), requires_grad=learn_logit_scale
         )
+
+    def share_temperature(self, owner: TemperatureObjective) -> None:
+        """Use ``owner``'s ``logit_scale`` parameter (and its clamp) from now on."""
+        self.logit_scale = owner.logit_scale
+        self.min_log_scale, self.max_log_scale = owner.min_log_scale, owner.max_log_scale
 
     def scale(self) -> torch.Tensor:
         """The multiplier of the cosine similarities, ``exp(logit_scale)``."""
@@ -334,7 +368,7 @@ class TemperatureObjective(Objective):
 
     @torch.no_grad()
     def post_step(self) -> None:
-        self.logit_scale.clamp_(0, self.max_log_scale)
+        self.logit_scale.clamp_(self.min_log_scale, self.max_log_scale)
 
     def export_state(self) -> dict[str, torch.Tensor]:
         return {"logit_scale": self.logit_scale.detach()}

@@ -87,10 +87,12 @@ def _train(cfg: RunConfig) -> Path:
     views = pretrainer.recipe.views()
     data = build_loaders(cfg, views, tokenizer, model.image_size, t.accum_steps, model.patch_size)
     steps_per_epoch = data.steps_per_epoch
-    total_steps = t.epochs * steps_per_epoch
+    total_steps = max(1, round(t.epochs * steps_per_epoch))  # epochs may be a fraction
     last_step = min(total_steps, t.max_steps or total_steps)
 
-    optimizer = create_optimizer(pretrainer, t.lr, t.weight_decay, (t.beta1, t.beta2), t.eps)
+    optimizer = create_optimizer(
+        pretrainer, t.lr, t.weight_decay, (t.beta1, t.beta2), t.eps, decoupled=t.decoupled_weight_decay
+    )
     scaler = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
     step, bad = 0, {"n_bad": 0, "n_items": 0, "examples": []}
     if t.resume:

@@ -11,8 +11,19 @@ from synclip.models.weight_decay import no_decay
 
 
 def create_optimizer(
-    module: nn.Module, lr: float, weight_decay: float, betas, eps: float
+    module: nn.Module, lr: float, weight_decay: float, betas, eps: float, decoupled: bool = False
 ) -> torch.optim.AdamW:
+    """AdamW over ``module``'s trainable parameters; biases, norms, embeddings and temperatures undecayed.
+
+    torch's AdamW shrinks each decayed parameter by ``lr_t * weight_decay`` per step. With
+    ``decoupled`` the shrink is ``(lr_t / lr) * weight_decay``, the schedule times the decay, as
+    big_vision applies it (``optax.add_decayed_weights(wd)`` after ``optax.scale(lr)`` and before the
+    schedule, big_vision/optax.py); it is AdamW with ``weight_decay / lr``.
+    """
+    if decoupled and weight_decay:
+        if lr <= 0:
+            raise ValueError("decoupled weight decay needs a positive learning rate")
+        weight_decay = weight_decay / lr  # torch multiplies by lr_t: lr_t * wd / lr = schedule * wd
     decay, rest = [], []
     for name, param in module.named_parameters():
         if param.requires_grad:

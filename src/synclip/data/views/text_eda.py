@@ -1,12 +1,15 @@
 """The ``text_eda`` view: an EDA-augmented caption, tokenised to a LongTensor (context_length,).
 
 EDA (Wei & Zou, 2019, https://arxiv.org/abs/1901.11196) as DeCLIP uses it (Li et al. 2022,
-https://arxiv.org/abs/2110.05208, via ``textaugment.EDA``): one operation per caption, chosen at
-random among synonym replacement (``sr``), random insertion (``ri``), random swap (``rs``) and random
-deletion (``rd``); ``alpha`` sets how many words change (max(1, alpha * n_words); for deletion, the
-probability of dropping each word). Synonyms come from WordNet 3.0 as Debian's ``wordnet-base``
-installs it (``/usr/share/wordnet/data.{noun,verb,adj,adv}``), parsed here and cached per process.
-Randomness comes from Python's ``random``, which synclip seeds per sample.
+https://arxiv.org/abs/2110.05208): DeCLIP's model (github.com/Sense-GVT/DeCLIP,
+``prototype/model/declip.py``) applies one ``textaugment.EDA`` operation per caption, chosen with
+``choice([synonym_replacement, random_swap, random_deletion])``, so the default ``ops`` are synonym
+replacement (``sr``), random swap (``rs``) and random deletion (``rd``). Random insertion (``ri``, in
+Wei & Zou's EDA but not in DeCLIP) is available as an option. ``alpha`` sets how many words change
+(max(1, alpha * n_words); for deletion, the probability of dropping each word); textaugment's defaults
+(n=1, p=0.1) are what alpha=0.1 gives on captions under 20 words. Synonyms come from WordNet 3.0 as
+Debian's ``wordnet-base`` installs it (``/usr/share/wordnet/data.{noun,verb,adj,adv}``), parsed here
+and cached per process. Randomness comes from Python's ``random``, which synclip seeds per sample.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from synclip.io import atomic_write_text
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 POS_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
-OPS = ("sr", "ri", "rs", "rd")
+OPS = ("sr", "ri", "rs", "rd")  # every operation this module implements
+DECLIP_OPS = ("sr", "rs", "rd")  # the ones DeCLIP chooses among (declip.py)
 STOP_WORDS = frozenset(
     "a an the of and or in on at to for with by from is are was were be been it its this that "
     "as into over under up down out off".split()
@@ -112,7 +116,9 @@ def random_deletion(words: list[str], p: float) -> list[str]:
     return kept or [random.choice(words)]
 
 
-def eda(caption: str, ops: tuple[str, ...] = OPS, alpha: float = 0.1, table: dict | None = None) -> str:
+def eda(
+    caption: str, ops: tuple[str, ...] = DECLIP_OPS, alpha: float = 0.1, table: dict | None = None
+) -> str:
     """One randomly chosen EDA operation applied to ``caption``."""
     words = caption.split()
     if not words:
@@ -136,7 +142,7 @@ def _eda_tokens(tokenizer: Any, ops: tuple[str, ...], alpha: float, train: bool,
     return tokenizer([eda(caption, ops, alpha) if train else caption])[0]
 
 
-@register_view("text_eda", tower="text", ops=OPS, alpha=0.1)
+@register_view("text_eda", tower="text", ops=DECLIP_OPS, alpha=0.1)
 def build_text_eda_view(cfg: dict[str, Any], tokenizer: Any, train: bool):
     """Build the EDA view (the plain caption when not training); needs a tokenizer."""
     if tokenizer is None:
