@@ -18,7 +18,7 @@ def test_shipped_recipe_loads_with_overrides():
     [
         ("train.lrr=1", r"unknown key\(s\) \['lrr'\] in train; valid keys: .*lr"),
         ("trian.lr=1", r"unknown key\(s\) \['trian'\] in config; valid keys: .*train"),
-        ("train.epochs=ten", r"train.epochs must be int, got 'ten'"),
+        ("train.epochs=ten", r"train.epochs must be int or float, got 'ten'"),
         ("train.precision=fp8", "train.precision must be fp32, bf16 or fp16"),
         (
             "objectives.clip.temprature=0.1",
