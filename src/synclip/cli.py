@@ -106,8 +106,25 @@ def main(argv: list[str] | None = None) -> int:
 
     for command in sub.choices.values():  # `synclip train ... --debug` as well as `synclip --debug train`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    gather_positionals(parser, args, extra)
     return run_command(args)
+
+
+# a positional list that may continue after options: `synclip train clip --resume train.name=x`
+TRAILING_LISTS = {"train": "overrides", "compare": "entries"}
+
+
+def gather_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """argparse fills a ``nargs="*"`` positional only before the first option; words after an option
+    (``--resume``, ``--print-config``) belong to the same list, in the order typed."""
+    dest = TRAILING_LISTS.get(args.command)
+    words = [w for w in extra if not w.startswith("-")] if dest else []
+    unknown = [w for w in extra if w not in words]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if words:
+        setattr(args, dest, [*getattr(args, dest), *words])
 
 
 DEBUG_HELP = "show the full traceback of any failure (or set SYNCLIP_DEBUG=1)"
