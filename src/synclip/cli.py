@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         "--class-names", default=None, metavar="FILE", help="prompt names for --image-folder, one per line"
     )
     p.add_argument("--csv", default=None, metavar="FILE", help="your image-text pairs: retrieval Recall@k")
-    p.add_argument("--img-key", default="filepath", help="--csv: image path column")
-    p.add_argument("--caption-key", default="caption", help="--csv: caption column")
+    p.add_argument("--img-key", default="filepath", help="--csv: image path column (open_clip's default)")
+    p.add_argument("--caption-key", default="title", help="--csv: caption column (open_clip's default)")
+    p.add_argument("--csv-separator", default="tab", help=CSV_SEPARATOR_HELP)
     p.add_argument(
         "--plots",
         action=argparse.BooleanOptionalAction,
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard-size", type=int, default=1000, help="shards: samples per tar file")
     p.add_argument("--format", default="png", choices=["png", "jpg"], help="shards: image encoding")
     p.add_argument("--img-key", default="filepath", help="shards from a CSV: image path column")
-    p.add_argument("--caption-key", default="caption", help="shards from a CSV: caption column")
+    p.add_argument("--caption-key", default="title", help="shards from a CSV: caption column (open_clip's)")
+    p.add_argument("--csv-separator", default="tab", help=CSV_SEPARATOR_HELP)
 
     sub.add_parser("recipes", help="list the shipped recipes")
     sub.add_parser("models", help="list model architecture names")
@@ -127,6 +129,10 @@ def gather_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace
         setattr(args, dest, [*getattr(args, dest), *words])
 
 
+CSV_SEPARATOR_HELP = (
+    "CSV separator: tab (open_clip's default), comma, extension (tab for .tsv, comma otherwise) or a "
+    "character"
+)
 DEBUG_HELP = "show the full traceback of any failure (or set SYNCLIP_DEBUG=1)"
 
 
@@ -184,7 +190,7 @@ def cmd_eval(args) -> int:
         image_folder=args.image_folder,
         class_names=args.class_names,
         csv=args.csv,
-        csv_keys=(args.img_key, args.caption_key),
+        csv_keys=(args.img_key, args.caption_key, args.csv_separator),
         plots=args.plots,
     )
     print(result["table"])
@@ -230,6 +236,7 @@ def _write_shards(args) -> int:
         spec = {"kind": "image_folder", "root": str(src)}
     else:
         spec = {"kind": "csv", "path": str(src), "img_key": args.img_key, "caption_key": args.caption_key}
+        spec["sep"] = args.csv_separator
     info = write_shards(build_source("shards", spec), args.out, args.shard_size, args.format)
     print(
         f"wrote {info['num_samples']} samples in {info['num_shards']} shards ({info['n_bad']} bad skipped)\n"

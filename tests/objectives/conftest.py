@@ -34,7 +34,7 @@ def shrink(objectives: dict) -> dict:
 
 @pytest.fixture(scope="session")
 def emoji_source(emoji_subset):
-    return CsvImageText(emoji_subset)
+    return CsvImageText(emoji_subset, caption_key="caption")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from synclip.models import open_clip_state_dict
 from synclip.train.accumulate import TrainForward, accumulate_backward
 from synclip.train.data import build_loaders
 from synclip.train.logging import MetricsLogger
-from synclip.train.optim import cosine_lr, create_optimizer, set_lr
+from synclip.train.optim import cosine_lr, create_optimizer, set_lr, warmup_warning
 from synclip.train.plots import plot_training_curves
 from synclip.train.run_folder import release_run_folder
 from synclip.train.setup import (
@@ -89,6 +90,9 @@ def _train(cfg: RunConfig) -> Path:
     steps_per_epoch = data.steps_per_epoch
     total_steps = t.epochs * steps_per_epoch
     last_step = min(total_steps, t.max_steps or total_steps)
+    warmup_note = warmup_warning(t.warmup_steps, last_step, t.lr)
+    if warmup_note and dist.is_main():
+        print(warmup_note, file=sys.stderr)
 
     optimizer = create_optimizer(pretrainer, t.lr, t.weight_decay, (t.beta1, t.beta2), t.eps)
     scaler = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
