@@ -22,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on the built-in tasks and write eval.json")
-    p.add_argument("checkpoint")
+    p.add_argument(
+        "checkpoint",
+        help="a synclip checkpoint or export, or published weights open_clip:ARCH:TAG_OR_FILE "
+        "(open_clip:ViT-B-32:laion2b_s34b_b79k, open_clip:ViT-B-32:ViT-B-32.pt)",
+    )
     p.add_argument(
         "--tasks",
         nargs="*",
@@ -77,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tasks", nargs="*", default=None, help="eval task names (default: all available)")
     p.add_argument("--limit", type=int, default=None, help="cap the images per eval task")
-    p.add_argument("--checkpoints", nargs="*", default=[], help="also compare these existing checkpoints")
+    p.add_argument(
+        "--checkpoints",
+        nargs="*",
+        default=[],
+        help="also compare these existing checkpoints or published weights (open_clip:ARCH:TAG_OR_FILE)",
+    )
 
     p = sub.add_parser("export", help="write a checkpoint's model as open_clip-loadable weights")
     p.add_argument("checkpoint")

@@ -24,7 +24,17 @@ def test_eval_csv_skips_and_reports_a_truncated_image(cli, checkpoint, emoji_cor
     path, cut = _csv_with_a_truncated_image(emoji_corpus, tmp_path)
     out = tmp_path / "eval.json"
     code, _, err = cli(
-        "eval", checkpoint, "--csv", path, "--caption-key", "caption", "--csv-separator", "comma", "--no-plots", "--out", out
+        "eval",
+        checkpoint,
+        "--csv",
+        path,
+        "--caption-key",
+        "caption",
+        "--csv-separator",
+        "comma",
+        "--no-plots",
+        "--out",
+        out,
     )
     assert code == 0, err
     entry = json.loads(out.read_text())["tasks"]["retrieval/csv"]

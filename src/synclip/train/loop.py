@@ -23,6 +23,7 @@ from synclip.train.optim import cosine_lr, create_optimizer, set_lr, warmup_warn
 from synclip.train.plots import plot_training_curves
 from synclip.train.run_folder import release_run_folder
 from synclip.train.setup import (
+    apply_tower_normalisation,
     build_pretrainer,
     init_distributed,
     prepare_run_dir,
@@ -81,6 +82,7 @@ def _train(cfg: RunConfig) -> Path:
     if t.precision == "fp16" and device.type != "cuda":
         raise ValueError("train.precision=fp16 needs CUDA; use bf16 on the CPU")
     seed_everything(t.seed)
+    apply_tower_normalisation(cfg)  # before config.json: the views normalise as the loaded tower expects
     run_dir = prepare_run_dir(cfg)
     pretrainer = sync_batchnorm(build_pretrainer(cfg).to(device), device)
     model = pretrainer.model

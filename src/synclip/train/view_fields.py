@@ -58,7 +58,9 @@ def needs_field(view: str, view_cfg: dict, fields: tuple[str, ...], field: str) 
 
     try:
         kind, options = resolve_view(view, view_cfg.get(view))
-        VIEWS.get(kind)(options, _StandInTokenizer(), False)(_synthetic(tuple(f for f in fields if f != field)))
+        VIEWS.get(kind)(options, _StandInTokenizer(), False)(
+            _synthetic(tuple(f for f in fields if f != field))
+        )
     except KeyError as err:
         return f"field '{field}'" in str(err)
     except Exception:  # other view errors are reported when the data is built

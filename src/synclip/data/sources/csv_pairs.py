@@ -17,7 +17,6 @@ from synclip.data.csv_rows import read_table
 from synclip.data.images import BadSample, load_rgb
 from synclip.data.sources.base import register_source
 
-
 IMG_KEY, CAPTION_KEY, SEPARATOR = "filepath", "title", "\t"  # open_clip_train's defaults
 SEPARATOR_STYLES = {"tab": "\t", "comma": ",", "extension": None}
 
@@ -32,7 +31,9 @@ def resolve_separator(sep: str | None, path: Path) -> str:
     if sep == "\\t":  # typed on a command line
         return "\t"
     if len(sep) != 1:
-        raise ValueError(f"csv separator must be one character or one of {sorted(SEPARATOR_STYLES)}, got {sep!r}")
+        raise ValueError(
+            f"csv separator must be one character or one of {sorted(SEPARATOR_STYLES)}, got {sep!r}"
+        )
     return sep
 
 
