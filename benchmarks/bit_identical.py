@@ -106,7 +106,7 @@ def overrides(name: str, cfg: dict, tsv: Path, out_dir: Path) -> list[str]:
         size = max(1, round(BATCH * spec["batch_size"] / total)) if spec.get("batch_size") else None
         if spec["kind"] == "emoji":
             batch = f", batch_size: {size}" if size else ""
-            items.append(f"data.sources.{source}={{kind: csv, path: {tsv}{batch}}}")
+            items.append(f"data.sources.{source}={{kind: csv, path: {tsv}, caption_key: caption{batch}}}")
             continue
         if spec["kind"] == "fashion_mnist":
             items.append(f"data.sources.{source}.split=test")

@@ -36,7 +36,7 @@ def processes_throughput(n: int, model: str, global_batch: int, steps: int, work
         cmd = [
             sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n),
             "-m", "synclip.cli", "train", "clip",
-            f"model.name={model}", f"data.sources={{pairs: {{kind: csv, path: {tsv}}}}}",
+            f"model.name={model}", f"data.sources={{pairs: {{kind: csv, path: {tsv}, caption_key: caption}}}}",
             f"data.workers={workers}", f"train.batch_size={global_batch // n}", "train.epochs=1",
             f"train.max_steps={steps}", "train.log_every=2", f"train.out_dir={out}",
             "train.progress=false", "eval.at_end=false", "train.checkpoint_every=100000",

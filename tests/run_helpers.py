@@ -21,7 +21,7 @@ def small_run_overrides(tsv: Path, out_dir: Path, **extra) -> list[str]:
     """Overrides for a fast CPU run of micro-vit-32 on a CSV source."""
     base = {
         "model.name": "micro-vit-32",
-        "data.sources": "{pairs: {kind: csv, path: " + str(tsv) + "}}",
+        "data.sources": "{pairs: {kind: csv, path: " + str(tsv) + ", caption_key: caption}}",
         "data.workers": 0,
         "train.batch_size": 32,
         "train.epochs": 2,

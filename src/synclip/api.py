@@ -27,7 +27,9 @@ class ImagePreprocess:
 
 
 def load(path: str | Path, model_name: str | None = None, device: str | torch.device = "cpu") -> TwoTower:
-    """Load a synclip checkpoint (or open_clip-layout weights with ``model_name``) for inference.
+    """Load a synclip checkpoint, published weights (``open_clip:<arch>:<tag or file>``, see
+    :mod:`synclip.models.published`: OpenAI's TorchScript archives too) or open_clip-layout weights
+    with ``model_name``, for inference.
 
     The returned model is in eval mode and carries ``tokenizer`` (list[str] -> LongTensor),
     ``preprocess`` (PIL -> tensor), ``logit_scale_value``, ``exported`` (the tensors the objectives
@@ -37,8 +39,23 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
     objective registry; empty for recipes without one. Files written by ``synclip export`` carry them
     too.
     """
-    state = read_checkpoint(path)
+    from synclip.models.published import SYNTAX, is_published, read_published
+
     config: dict = {}
+    if is_published(path):  # open_clip:<arch>:<tag or file>: towers, logit_scale / logit_bias, normalisation
+        published = read_published(str(path))
+        model = create_model(published.arch)
+        load_state(model, published.state, where=str(path))
+        return _serve(
+            model,
+            published.exported,
+            {"mean": published.mean, "std": published.std},
+            {},
+            {},
+            device,
+            published.path,
+        )
+    state = read_checkpoint(path)
     if state.get("format") == FORMAT:
         config = state["config"]
         m = config["model"]
@@ -49,7 +66,8 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
     else:
         if model_name is None:
             raise CheckpointError(
-                f"{path} is not a synclip checkpoint; pass model_name= for open_clip weights"
+                f"{path} is not a synclip checkpoint; name open_clip weights as {SYNTAX.split(', e.g.')[0]} "
+                f"(open_clip:<architecture>:{path}), or pass model_name="
             )
         model = create_model(model_name)
         weights = state.get("state_dict", state)
@@ -61,13 +79,20 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
         load_state(model, weights, where=str(path))
     except ValueError as err:
         raise CheckpointError(str(err)) from err
+    image = (config.get("views") or {}).get("image") or {}
+    return _serve(model, exported, image, config, saved_heads(state), device, Path(path))
+
+
+def _serve(model, exported: dict, image: dict, config: dict, heads: dict, device, weights: Path) -> TwoTower:
+    """Attach what inference needs (tokenizer, preprocess, exported tensors, heads) to ``model``."""
     image_options = dict(view_defaults("image"))
-    image_options.update((config.get("views") or {}).get("image") or {})
+    image_options.update(image)
     image_options["size"] = model.image_size
     model.tokenizer = get_tokenizer(model.context_length)
     model.preprocess = ImagePreprocess(image_options, model.tokenizer)
     model.logit_scale_value = float(torch.as_tensor(exported.get("logit_scale", math.log(1 / 0.07))).exp())
     model.exported = exported
     model.config = config
-    model.heads = {name: head.to(device) for name, head in build_heads(saved_heads(state)).items()}
+    model.heads = {name: head.to(device) for name, head in build_heads(heads).items()}
+    model.weights_file = weights  # the file read (for published weights: the resolved one)
     return model.to(device).eval()

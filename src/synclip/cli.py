@@ -22,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on the built-in tasks and write eval.json")
-    p.add_argument("checkpoint")
+    p.add_argument(
+        "checkpoint",
+        help="a synclip checkpoint or export, or published weights open_clip:ARCH:TAG_OR_FILE "
+        "(open_clip:ViT-B-32:laion2b_s34b_b79k, open_clip:ViT-B-32:ViT-B-32.pt)",
+    )
     p.add_argument(
         "--tasks",
         nargs="*",
@@ -50,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         "--class-names", default=None, metavar="FILE", help="prompt names for --image-folder, one per line"
     )
     p.add_argument("--csv", default=None, metavar="FILE", help="your image-text pairs: retrieval Recall@k")
-    p.add_argument("--img-key", default="filepath", help="--csv: image path column")
-    p.add_argument("--caption-key", default="caption", help="--csv: caption column")
+    p.add_argument("--img-key", default="filepath", help="--csv: image path column (open_clip's default)")
+    p.add_argument("--caption-key", default="title", help="--csv: caption column (open_clip's default)")
+    p.add_argument("--csv-separator", default="tab", help=CSV_SEPARATOR_HELP)
     p.add_argument(
         "--plots",
         action=argparse.BooleanOptionalAction,
@@ -76,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tasks", nargs="*", default=None, help="eval task names (default: all available)")
     p.add_argument("--limit", type=int, default=None, help="cap the images per eval task")
-    p.add_argument("--checkpoints", nargs="*", default=[], help="also compare these existing checkpoints")
+    p.add_argument(
+        "--checkpoints",
+        nargs="*",
+        default=[],
+        help="also compare these existing checkpoints or published weights (open_clip:ARCH:TAG_OR_FILE)",
+    )
 
     p = sub.add_parser("export", help="write a checkpoint's model as open_clip-loadable weights")
     p.add_argument("checkpoint")
@@ -106,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard-size", type=int, default=1000, help="shards: samples per tar file")
     p.add_argument("--format", default="png", choices=["png", "jpg"], help="shards: image encoding")
     p.add_argument("--img-key", default="filepath", help="shards from a CSV: image path column")
-    p.add_argument("--caption-key", default="caption", help="shards from a CSV: caption column")
+    p.add_argument("--caption-key", default="title", help="shards from a CSV: caption column (open_clip's)")
+    p.add_argument("--csv-separator", default="tab", help=CSV_SEPARATOR_HELP)
 
     sub.add_parser("recipes", help="list the shipped recipes")
     sub.add_parser("models", help="list model architecture names")
@@ -117,10 +128,31 @@ def main(argv: list[str] | None = None) -> int:
 
     for command in sub.choices.values():  # `synclip train ... --debug` as well as `synclip --debug train`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    gather_positionals(parser, args, extra)
     return run_command(args)
 
 
+# a positional list that may continue after options: `synclip train clip --resume train.name=x`
+TRAILING_LISTS = {"train": "overrides", "compare": "entries"}
+
+
+def gather_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """argparse fills a ``nargs="*"`` positional only before the first option; words after an option
+    (``--resume``, ``--print-config``) belong to the same list, in the order typed."""
+    dest = TRAILING_LISTS.get(args.command)
+    words = [w for w in extra if not w.startswith("-")] if dest else []
+    unknown = [w for w in extra if w not in words]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if words:
+        setattr(args, dest, [*getattr(args, dest), *words])
+
+
+CSV_SEPARATOR_HELP = (
+    "CSV separator: tab (open_clip's default), comma, extension (tab for .tsv, comma otherwise) or a "
+    "character"
+)
 DEBUG_HELP = "show the full traceback of any failure (or set SYNCLIP_DEBUG=1)"
 
 
@@ -178,7 +210,7 @@ def cmd_eval(args) -> int:
         image_folder=args.image_folder,
         class_names=args.class_names,
         csv=args.csv,
-        csv_keys=(args.img_key, args.caption_key),
+        csv_keys=(args.img_key, args.caption_key, args.csv_separator),
         plots=args.plots,
     )
     print(result["table"])
@@ -250,6 +282,7 @@ def _write_shards(args) -> int:
         spec = {"kind": "image_folder", "root": str(src)}
     else:
         spec = {"kind": "csv", "path": str(src), "img_key": args.img_key, "caption_key": args.caption_key}
+        spec["sep"] = args.csv_separator
     info = write_shards(build_source("shards", spec), args.out, args.shard_size, args.format)
     print(
         f"wrote {info['num_samples']} samples in {info['num_shards']} shards ({info['n_bad']} bad skipped)\n"

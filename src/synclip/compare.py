@@ -84,17 +84,30 @@ def run_entry(
     return record
 
 
-def evaluate_existing(checkpoint: Path, tasks: list[str] | None, limit: int | None) -> dict:
-    """A record for a checkpoint trained elsewhere (its folder name is the label, seed 0)."""
+def evaluate_existing(
+    checkpoint: Path | str, tasks: list[str] | None, limit: int | None, compare_out: Path | None = None
+) -> dict:
+    """A record for a checkpoint trained elsewhere (its folder name is the label, seed 0), or for
+    published weights ``open_clip:<arch>:<tag or file>`` (labelled ``<arch>:<tag or file name>``)."""
     from synclip.evaluate import evaluate_checkpoint
+    from synclip.models.published import is_published, parse
 
-    result = evaluate_checkpoint(checkpoint, tasks=tasks, limit=limit)["result"]
+    if is_published(str(checkpoint)):
+        arch, pretrained = parse(str(checkpoint))
+        label, run_dir = f"{arch}:{Path(pretrained).name}", None
+        out = (
+            Path(compare_out) / "published" / f"{arch}-{Path(pretrained).name}.json" if compare_out else None
+        )
+    else:
+        checkpoint = Path(checkpoint)
+        label, run_dir, out = checkpoint.parent.name, str(checkpoint.parent), None
+    result = evaluate_checkpoint(checkpoint, tasks=tasks, limit=limit, out=out)["result"]
     return {
-        "label": checkpoint.parent.name,
+        "label": label,
         "recipe": result["checkpoint"].get("recipe"),
         "seed": 0,
         "train_seconds": None,
-        "run_dir": str(checkpoint.parent),
+        "run_dir": run_dir,
         "tasks": {k: {"metrics": v["metrics"], "chance": v["chance"]} for k, v in result["tasks"].items()},
     }
 
@@ -121,7 +134,7 @@ def compare(
         records.append(run_entry(entry, seed, list(shared or []), runs_dir, tasks, limit))
     for checkpoint in checkpoints:
         print(f"== compare: evaluating {checkpoint}", flush=True)
-        records.append(evaluate_existing(Path(checkpoint), tasks, limit))
+        records.append(evaluate_existing(checkpoint, tasks, limit, out))
     if not records:
         raise ValueError("nothing to compare: name recipes or pass --checkpoints")
     paths = write_report(records, out)

@@ -42,13 +42,20 @@ def evaluate_checkpoint(
     ``options`` go to :func:`synclip.eval.run.evaluate` (``templates``, user data sets, ...).
     """
     from synclip.eval.run import evaluate, format_table, write_eval_json
+    from synclip.models.published import is_published, parse
 
-    checkpoint = Path(checkpoint)
+    published = is_published(str(checkpoint))  # open_clip:<arch>:<tag or file>, a baseline row
+    checkpoint = str(checkpoint) if published else Path(checkpoint)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    path = Path(out) if out else checkpoint.parent / "eval.json"
+    if out:
+        path = Path(out)
+    elif published:
+        path = Path("eval") / ("-".join(parse(checkpoint)).replace("/", "_") + ".json")
+    else:
+        path = checkpoint.parent / "eval.json"
     model = load(checkpoint, device=device)
-    sha256 = file_sha256(checkpoint)
+    sha256 = file_sha256(model.weights_file)
     result = evaluate(
         model,
         model.preprocess,
@@ -62,7 +69,8 @@ def evaluate_checkpoint(
         **options,
     )
     result["checkpoint"] = {
-        "path": str(checkpoint.resolve()),
+        "path": checkpoint if published else str(checkpoint.resolve()),
+        "file": str(Path(model.weights_file).resolve()),
         "sha256": sha256,
         "model": model.name,
         "recipe": model.config.get("recipe"),

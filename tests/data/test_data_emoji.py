@@ -66,7 +66,9 @@ def test_every_corpus_image_decodes_to_rgb_on_white(emoji_corpus):
 
 
 def test_corpus_tsv_reads_as_a_source(emoji_corpus):
-    source = CsvImageText(emoji_corpus / "openmoji.tsv", extra_keys=("codepoints", "category"))
+    source = CsvImageText(
+        emoji_corpus / "openmoji.tsv", caption_key="caption", extra_keys=("codepoints", "category")
+    )
     sample = source[0]
     assert sample["image"].size == (64, 64) and sample["caption"] and sample["codepoints"]
 

@@ -32,7 +32,7 @@ def messy_tsv(messy_dir):
 
 
 def test_exactly_the_broken_rows_raise(messy_tsv):
-    source = CsvImageText(messy_tsv, extra_keys=("note",))
+    source = CsvImageText(messy_tsv, caption_key="caption", extra_keys=("note",))
     assert len(source) == len(CASES) and source.columns == ["filepath", "caption", "note"]
     for i, (filepath, caption, reason) in enumerate(CASES):
         if reason is None:
@@ -46,7 +46,7 @@ def test_exactly_the_broken_rows_raise(messy_tsv):
 
 
 def test_converted_modes_keep_their_pixels(messy_tsv):
-    source = CsvImageText(messy_tsv)
+    source = CsvImageText(messy_tsv, caption_key="caption")
     rgba = source[1]["image"]
     assert rgba.getpixel((0, 0)) == (0, 0, 255) and rgba.getpixel((15, 15)) == (255, 255, 255)  # on white
     assert source[3]["image"].getpixel((0, 0)) == (255, 255, 255)  # 16-bit white stays white
@@ -58,18 +58,18 @@ def test_converted_modes_keep_their_pixels(messy_tsv):
 def test_absolute_paths_and_comma_csv(messy_dir, tmp_path):
     path = tmp_path / "pairs.csv"
     path.write_text(f'image,text\n{messy_dir / "good.jpg"},"a caption, with a comma"\n')
-    sample = CsvImageText(path, img_key="image", caption_key="text")[0]
+    sample = CsvImageText(path, img_key="image", caption_key="text", sep="comma")[0]
     assert sample["caption"] == "a caption, with a comma" and sample["image"].size == (30, 40)
 
 
 def test_missing_column_names_the_option(messy_tsv):
     with pytest.raises(ValueError, match="img_key") as err:
-        CsvImageText(messy_tsv, img_key="image")
+        CsvImageText(messy_tsv, caption_key="caption", img_key="image")
     assert "'filepath'" in str(err.value)  # lists the available columns
     with pytest.raises(ValueError, match="caption_key"):
         CsvImageText(messy_tsv, caption_key="text")
     with pytest.raises(ValueError, match="extra_keys"):
-        CsvImageText(messy_tsv, extra_keys=("nope",))
+        CsvImageText(messy_tsv, caption_key="caption", extra_keys=("nope",))
 
 
 def test_image_folder(messy_dir, tmp_path):

@@ -87,7 +87,7 @@ def test_view_dataset_marks_bad_samples_and_loader_survives(messy_dir, tokenizer
     rows = ["good.jpg\tfine", "random.png\tbroken", "absent.png\tgone", "rgba.png\tfine too", "grey.png\t "]
     path.write_text("filepath\tcaption\n" + "\n".join(f"{messy_dir}/{r}" for r in rows) + "\n")
     views = make_views({"image": {"size": 16}, "text": {}}, tokenizer, train=True)
-    dataset = ViewDataset(CsvImageText(path), views)
+    dataset = ViewDataset(CsvImageText(path, caption_key="caption"), views)
     assert dataset[1] == {"__bad__": "corrupt_image", "key": f"{messy_dir}/random.png"}
     assert set(dataset[0]) == {"image", "text", "key"}
     loader = DataLoader(dataset, batch_size=5, num_workers=2, collate_fn=collate)

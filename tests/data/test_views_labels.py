@@ -57,7 +57,7 @@ def test_text_prompt_errors_say_what_to_do(tok, emoji_subset):
         make_views({"text_prompt": {"templates": "no-such-set"}}, tok, train=True)
     view = make_views({"text_prompt": {}}, tok, train=True)
     with pytest.raises(KeyError, match="class_name"):  # an image-text sample has no class name
-        view(CsvImageText(emoji_subset)[0])
+        view(CsvImageText(emoji_subset, caption_key="caption")[0])
 
 
 def test_target_shares_labels_between_equal_captions_and_equal_class_names(tok, fmnist):
@@ -91,7 +91,7 @@ def test_entity_fields_normalisation_and_collate(tok, emoji_subset):
 def test_vocabulary_from_sources_without_decoding_images(emoji_corpus, monkeypatch):
     import synclip.data.sources.csv_pairs as sources
 
-    pairs = CsvImageText(emoji_corpus / "twemoji.tsv")
+    pairs = CsvImageText(emoji_corpus / "twemoji.tsv", caption_key="caption")
     monkeypatch.setattr(sources, "load_rgb", lambda *a: pytest.fail("decoded an image"))
     entities = list(source_entities(pairs, "caption", normalise=True))
     assert len(entities) == len(pairs) and entities[0] == "mahjong red dragon"

@@ -98,7 +98,7 @@ def _write_caption_csv(path, corpus, n_images=12):
     with open(corpus / "twemoji.tsv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))[:n_images]
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, delimiter="\t")
         writer.writerow(["image", "text"])
         for i, row in enumerate(rows):
             image = str((corpus / row["filepath"]).resolve())
@@ -112,7 +112,7 @@ def test_csv_pairs_group_captions_by_image(tmp_path):
     for name in ("a.png", "b.png"):
         Image.new("RGB", (4, 4)).save(tmp_path / name)
     path = tmp_path / "pairs.csv"
-    path.write_text("filepath,caption\na.png,red\na.png,crimson\nb.png,blue\nb.png,red\n")
+    path.write_text("filepath\ttitle\na.png\tred\na.png\tcrimson\nb.png\tblue\nb.png\tred\n")
     images, captions, positives = csv_pairs(path)
     assert images == [tmp_path / "a.png", tmp_path / "b.png"] and captions == ["blue", "crimson", "red"]
     assert positives.tolist() == [[False, True], [True, False], [True, True]]

@@ -61,22 +61,43 @@ def _image_folder(root, emoji_corpus, n=40):
     return root
 
 
-def test_a_text_view_over_an_image_folder_is_a_config_error_with_the_fix(emoji_corpus, tmp_path, run_args):
-    """Refused when the recipe is built from the objectives' declared reads, before any data is loaded."""
+@pytest.mark.parametrize("recipe", ["clip", "slip"])
+def test_an_image_folder_trains_text_recipes_with_class_prompts(recipe, emoji_corpus, tmp_path, run_args):
+    """Issue 18, finding 3: a labelled source gives caption views its class names in prompt templates."""
     from synclip.train.loop import train
 
     root = _image_folder(tmp_path / "folder", emoji_corpus)
     source = f"data.sources={{pairs: {{kind: image_folder, root: {root}}}}}"
+    cfg = load_config(recipe, [*run_args(), source, "train.max_steps=1", "train.batch_size=16"])
+    assert (train(cfg) / "checkpoint.pt").is_file()
+
+
+def test_class_prompts_become_captions_only_where_a_view_reads_them():
+    from synclip.data.views.prompt import PromptCaptions
+    from synclip.train.view_fields import prompted_views
+
+    def identity(sample):
+        return sample
+
+    wrapped = prompted_views(identity, ["image", "text"], {}, "image_folder")
+    assert isinstance(wrapped, PromptCaptions)
+    assert "tabby cat" in wrapped({"class_name": "tabby cat", "label": 0, "key": "k"})["caption"]
+    one = prompted_views(identity, ["text"], {"text_prompt": {"templates": "digits"}}, "image_folder")
+    assert one.templates[0].count("{}") == 1 and "7" in one({"class_name": "7", "key": "k"})["caption"]
+    assert prompted_views(identity, ["image", "target"], {}, "image_folder") is identity
+    assert prompted_views(identity, ["image", "text"], {}, "csv") is identity
+
+
+def test_a_class_view_over_pairs_is_a_config_error_with_the_fix(emoji_subset, run_args):
+    """Refused when the recipe is built from the objectives' declared reads, before any data is loaded."""
+    from synclip.train.loop import train
+
     with pytest.raises(
         ConfigError,
-        match=r"objectives.clip reads view 'text', which needs the sample field 'caption', but "
-        r"data.sources.pairs \(kind image_folder\) gives only .*objectives.clip.text_view=text_prompt",
+        match=r"objectives.clip reads view 'text_prompt', which needs the sample field 'class_name', but "
+        r"data.sources.pairs \(kind csv\) gives only .*objectives.clip.text_view=text",
     ):
-        train(load_config("clip", [*run_args(), source]))
-    fixed = load_config(
-        "clip", [*run_args(), source, "objectives.clip.text_view=text_prompt", "train.max_steps=1"]
-    )
-    assert (train(fixed) / "checkpoint.pt").is_file()
+        train(load_config("clip", [*run_args(), "objectives.clip.text_view=text_prompt"]))
 
 
 def test_every_shipped_recipe_passes_the_view_field_check():

@@ -10,7 +10,7 @@ def test_a_non_utf8_byte_skips_only_its_row_naming_file_and_line(emoji_subset, t
     lines[3] = b"\t".join(cells)
     path = tmp_path / "mixed.tsv"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    table = CsvImageText(path)
+    table = CsvImageText(path, caption_key="caption")
     assert len(table) == 256
     try:
         table[2]
@@ -24,4 +24,4 @@ def test_a_non_utf8_byte_skips_only_its_row_naming_file_and_line(emoji_subset, t
 def test_a_byte_order_mark_does_not_hide_the_first_column(emoji_subset, tmp_path):
     path = tmp_path / "excel.tsv"
     path.write_bytes(b"\xef\xbb\xbf" + emoji_subset.read_bytes())
-    assert CsvImageText(path)[0]["image"].mode == "RGB"
+    assert CsvImageText(path, caption_key="caption")[0]["image"].mode == "RGB"

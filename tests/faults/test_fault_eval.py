@@ -23,7 +23,19 @@ def _csv_with_a_truncated_image(emoji_corpus, tmp_path):
 def test_eval_csv_skips_and_reports_a_truncated_image(cli, checkpoint, emoji_corpus, tmp_path):
     path, cut = _csv_with_a_truncated_image(emoji_corpus, tmp_path)
     out = tmp_path / "eval.json"
-    code, _, err = cli("eval", checkpoint, "--csv", path, "--no-plots", "--out", out)
+    code, _, err = cli(
+        "eval",
+        checkpoint,
+        "--csv",
+        path,
+        "--caption-key",
+        "caption",
+        "--csv-separator",
+        "comma",
+        "--no-plots",
+        "--out",
+        out,
+    )
     assert code == 0, err
     entry = json.loads(out.read_text())["tasks"]["retrieval/csv"]
     assert entry["data"]["bad_images"] == {"n_bad": 1, "examples": [f"{cut}: truncated_image"]}

@@ -93,7 +93,7 @@ def test_any_csv_is_read_row_by_row_or_refused_with_one_line_naming_it(data, tmp
     path = folder / "table.csv"
     path.write_bytes(data)
     try:
-        table = CsvImageText(path)
+        table = CsvImageText(path, caption_key="caption", sep="comma")
     except ValueError as err:
         assert str(path) in str(err) and "\n" not in str(err)
         return

@@ -16,7 +16,7 @@ from synclip.train.data import resolve_views
 
 @pytest.fixture(scope="session")
 def emoji_source(emoji_subset):
-    return CsvImageText(emoji_subset)
+    return CsvImageText(emoji_subset, caption_key="caption")
 
 
 @pytest.fixture

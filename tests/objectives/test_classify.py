@@ -40,7 +40,10 @@ def test_out_of_vocabulary_entities_are_ignored(micro_model, make_batch):
 
 
 def test_vocabulary_is_built_from_the_source_at_setup(emoji_subset, tmp_path):
-    overrides = [f"data.sources={{pairs: {{kind: csv, path: {emoji_subset}}}}}", "model.name=micro-vit-32"]
+    overrides = [
+        f"data.sources={{pairs: {{kind: csv, path: {emoji_subset}, caption_key: caption}}}}",
+        "model.name=micro-vit-32",
+    ]
     cfg = load_config("mofi", overrides)
     assert cfg.objectives["classify"].get("vocabulary") is None
     vocab = Classify.prepare(cfg.objectives["classify"], _context(cfg))["vocabulary"]

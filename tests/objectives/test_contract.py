@@ -137,7 +137,7 @@ def test_reads_declare_towers_and_drive_prefetch_and_ddp_needs(micro_model):
 def _images(tsv, n):
     from synclip.data.sources import CsvImageText
 
-    source = CsvImageText(tsv)
+    source = CsvImageText(tsv, caption_key="caption")
     return [source[i]["image"] for i in range(n)]
 
 

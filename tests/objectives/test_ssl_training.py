@@ -38,7 +38,7 @@ def test_simclr_reads_its_own_image_only_source(emoji_corpus, emoji_subset, tmp_
     for i, row in enumerate(rows[1:41]):
         (folder / f"c{i % 4}").mkdir(parents=True, exist_ok=True)
         (folder / f"c{i % 4}" / f"{i}.png").symlink_to((emoji_corpus / row[fp]).resolve())
-    sources = "{pairs: {kind: csv, path: " + str(emoji_subset) + "}, photos: {kind: image_folder, root: " + str(folder) + "}}"  # fmt: skip
+    sources = "{pairs: {kind: csv, path: " + str(emoji_subset) + ", caption_key: caption}, photos: {kind: image_folder, root: " + str(folder) + "}}"  # fmt: skip
     overrides = small_run_overrides(
         emoji_subset,
         tmp_path,

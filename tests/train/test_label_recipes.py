@@ -48,7 +48,9 @@ def test_unicl_mixes_pairs_and_labels_in_one_contrast(emoji_subset):
         ("text_prompt", "labels"),
     }
     batch = {
-        "pairs": _batch(model, CsvImageText(emoji_subset), recipe.views()["pairs"], 12),
+        "pairs": _batch(
+            model, CsvImageText(emoji_subset, caption_key="caption"), recipe.views()["pairs"], 12
+        ),
         "labels": _batch(model, fashion_mnist("test"), recipe.views()["labels"], 6),
     }
     out = Pretrainer(model, recipe).train()(batch)
@@ -81,7 +83,7 @@ def _run(tmp_path, tsv, recipe, *extra):
 def test_unicl_recipe_trains_on_emoji_pairs_plus_fashion_mnist(emoji_subset, tmp_path):
     run_dir, rows = _run(
         tmp_path, emoji_subset, "unicl",
-        f"data.sources.pairs={{kind: csv, path: {emoji_subset}, batch_size: 24}}",
+        f"data.sources.pairs={{kind: csv, path: {emoji_subset}, caption_key: caption, batch_size: 24}}",
         "data.sources.labels.batch_size=8",
     )  # fmt: skip
     assert rows[-1]["step"] == 3 and all(r["loss"] == r["loss"] for r in rows)  # finite
@@ -90,7 +92,10 @@ def test_unicl_recipe_trains_on_emoji_pairs_plus_fashion_mnist(emoji_subset, tmp
 
 def test_mofi_recipe_trains_clip_plus_entity_classifier(emoji_subset, tmp_path):
     run_dir, rows = _run(
-        tmp_path, emoji_subset, "mofi", f"data.sources.pairs={{kind: csv, path: {emoji_subset}}}"
+        tmp_path,
+        emoji_subset,
+        "mofi",
+        f"data.sources.pairs={{kind: csv, path: {emoji_subset}, caption_key: caption}}",
     )
     assert rows[-1]["step"] == 3 and {"clip_loss", "classify_loss", "classify_in_vocabulary"} <= set(rows[-1])
     assert rows[-1]["classify_in_vocabulary"] == 1.0  # min_count 1: every entity of the source is a class

@@ -50,7 +50,7 @@ def test_every_sample_exactly_once_per_epoch_across_2_ranks_x_2_workers(shards, 
     urls = json.loads((shards / "shards.json").read_text())["urls"]
     items = _read(urls, 0, 2, 2) + _read(urls, 1, 2, 2)
     keys = [item["key"] for item in items]
-    source = CsvImageText(emoji_subset)
+    source = CsvImageText(emoji_subset, caption_key="caption")
     assert sorted(keys) == sorted(source[i]["key"] for i in range(len(source)))  # each once
     by_key = {item["key"]: item for item in items}
     for i in (0, 100, 255):  # images and captions survive the round trip exactly (PNG)

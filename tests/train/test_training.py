@@ -33,7 +33,7 @@ def _fixed_batch_loss(run_dir_or_none, cfg, tsv):
     else:
         model = load(run_dir_or_none / "checkpoint.pt")
         tok, pre, scale = model.tokenizer, model.preprocess, torch.tensor(model.logit_scale_value)
-    source = CsvImageText(tsv)
+    source = CsvImageText(tsv, caption_key="caption")
     samples = [source[i] for i in range(64)]
     with torch.no_grad():
         img = model.encode_image(torch.stack([pre(s["image"]) for s in samples]), normalize=True)

@@ -77,7 +77,7 @@ def evaluate(
     image_folder: str | Path | None = None,
     class_names: str | Path | None = None,
     csv: str | Path | None = None,
-    csv_keys: tuple[str, str] = ("filepath", "caption"),
+    csv_keys: tuple = ("filepath", "title"),
     plots_dir: str | Path | None = None,
     feature_cache: str | Path | None = None,
 ) -> dict:
@@ -89,7 +89,7 @@ def evaluate(
     :func:`synclip.data.templates.resolve_templates`) replaces every zero-shot task's own set.
 
     ``image_folder`` (with an optional ``class_names`` file) and ``csv`` (with its image and caption
-    columns ``csv_keys``) add the tasks ``image_folder`` and ``csv`` (:mod:`synclip.eval.user_data`);
+    columns ``csv_keys``: (image, caption[, separator]), open_clip's defaults) add the tasks ``image_folder`` and ``csv`` (:mod:`synclip.eval.user_data`);
     with no ``tasks`` given, only those run. With ``plots_dir``, a confusion matrix per zero-shot task
     and a retrieval grid per retrieval task are drawn there (:mod:`synclip.eval.plots`); their paths
     are listed in ``result["plots"]``. ``feature_cache`` keeps image features on disk (see

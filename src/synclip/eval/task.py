@@ -26,7 +26,7 @@ class EvalInputs:
         image_folder: str | Path | None = None,
         class_names: str | Path | None = None,
         csv: str | Path | None = None,
-        csv_keys: tuple[str, str] = ("filepath", "caption"),
+        csv_keys: tuple = ("filepath", "title"),
     ):
         self._corpus = Path(corpus_dir) if corpus_dir is not None else None
         self.limit = limit

@@ -63,12 +63,15 @@ def image_folder_tasks(
     )
 
 
-def csv_pairs(path: str | Path, img_key: str = "filepath", caption_key: str = "caption"):
+def csv_pairs(
+    path: str | Path, img_key: str = "filepath", caption_key: str = "title", sep: str | None = None
+):
     """(image paths, captions, (T, I) positives) from a CSV/TSV: unique paths in file order, unique
-    captions sorted, rows with an empty caption or image path left out."""
+    captions sorted, rows with an empty caption or image path left out. Column and separator defaults
+    are open_clip's (``filepath``, ``title``, tab), as for the ``csv`` training source."""
     from synclip.data.sources import CsvImageText
 
-    table = CsvImageText(path, img_key=img_key, caption_key=caption_key)  # checks the columns
+    table = CsvImageText(path, img_key=img_key, caption_key=caption_key, sep=sep)  # checks the columns
     # the parsed (path, caption) cells: reading them opens no image, unlike indexing the dataset;
     # rows with a byte that is not UTF-8 are left out like rows without a caption
     cells = [row for i, row in enumerate(table._rows) if i not in table.undecodable]
@@ -88,10 +91,14 @@ def csv_pairs(path: str | Path, img_key: str = "filepath", caption_key: str = "c
 
 
 def csv_task(
-    path: str | Path, img_key: str = "filepath", caption_key: str = "caption", limit: int | None = None
+    path: str | Path,
+    img_key: str = "filepath",
+    caption_key: str = "title",
+    sep: str | None = None,
+    limit: int | None = None,
 ) -> dict[str, Retrieval]:
     """``{"retrieval/csv": ...}``; ``limit`` keeps that many images spread evenly and their captions."""
-    paths, captions, positives = csv_pairs(path, img_key, caption_key)
+    paths, captions, positives = csv_pairs(path, img_key, caption_key, sep)
     keep, bad = readable(ImageFiles(paths), spread(len(paths), limit))
     if not keep:
         raise ValueError(f"{path}: none of its images can be read, e.g. {'; '.join(bad['examples'][:3])}")

@@ -36,6 +36,11 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
+        if "TorchScript" in str(err):  # OpenAI's CLIP .pt files: intact, read through open_clip
+            raise CheckpointError(
+                f"{path} is a TorchScript archive (OpenAI's CLIP weights are): name it "
+                f"open_clip:<architecture>:{path}, e.g. open_clip:ViT-B-32:{path}"
+            ) from err
         raise CheckpointError(
             f"cannot read checkpoint {path} ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
             "the file is truncated or not a torch checkpoint: use an earlier checkpoint of the run"

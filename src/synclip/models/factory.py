@@ -45,7 +45,9 @@ def create_model(
     Args:
         name: a synclip config (``tiny-vit-48``, ``micro-vit-32``) or an open_clip one (``ViT-B-32``).
         pretrained: path to weights in open_clip's state-dict layout (an open_clip checkpoint or a
-            file written by ``synclip export``), or a synclip checkpoint.
+            file written by ``synclip export``), a synclip checkpoint, or published weights
+            ``open_clip:<arch>:<tag or file>`` (:mod:`synclip.models.published`; its architecture
+            must be ``name`` or its ``-quickgelu`` twin).
         image_size, patch_dropout, context_length: overrides of the architecture config.
     """
     cfg = model_config(name)
@@ -65,9 +67,20 @@ def create_model(
 
 
 def load_weights(model: TwoTower, path: str) -> None:
-    """Load open_clip-layout weights from a file (an open_clip checkpoint or a synclip checkpoint)."""
+    """Load open_clip-layout weights from a file (an open_clip checkpoint or a synclip checkpoint) or
+    published weights (``open_clip:<arch>:<tag or file>``)."""
     from synclip.io.checkpoint import read_checkpoint
+    from synclip.models.published import is_published, read_published
 
+    if is_published(path):
+        published = read_published(path)
+        if published.arch != model.name:
+            raise ValueError(
+                f"{path} holds architecture {published.arch!r}, but the model is {model.name!r}; "
+                f"set model.name={published.arch}"
+            )
+        load_state(model, published.state, where=path)
+        return
     state = read_checkpoint(path)
     if isinstance(state.get("model"), dict):
         state = state["model"]

@@ -32,6 +32,7 @@ from torch import nn
 from synclip.data.views.image import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from synclip.io.checkpoint import FORMAT, read_checkpoint
 from synclip.models.factory import create_model, load_state
+from synclip.models.published import is_published, read_published
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
 ALIGNMENTS = ("auto", "pool", "bilinear")
@@ -178,6 +179,14 @@ def _load(teacher: str, model: str | None) -> tuple[nn.Module, tuple, tuple, int
         from synclip.models.efficientnet_lite import MEAN, STD, efficientnet_lite0_imagenet
 
         return efficientnet_lite0_imagenet(), MEAN, STD, 224
+    if is_published(teacher):  # open_clip:<arch>:<tag or file>: names its own architecture
+        if model is not None:
+            raise ValueError(f"teacher={teacher!r} names its architecture; drop teacher_model")
+        published = read_published(teacher)
+        two_tower = create_model(published.arch)
+        load_state(two_tower, published.state, where=teacher)
+        visual = two_tower.visual
+        return _vit_only(visual, teacher), published.mean, published.std, int(visual.image_size[0])
     if not Path(teacher).is_file():
         raise FileNotFoundError(
             f"teacher {teacher!r} is neither {EFFICIENTNET_LITE0!r} nor an existing file (a synclip "

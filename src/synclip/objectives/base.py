@@ -304,6 +304,19 @@ class Objective(nn.Module):
         e.g. ``{"logit_scale": ...}``; the first objective of a recipe to give a key wins."""
         return {}
 
+    def load_exported(self, exported: dict[str, torch.Tensor]) -> list[str]:
+        """Start from what published weights keep beside the towers (``logit_scale``, ``logit_bias``):
+        every key of :meth:`export_state` held by a parameter of the same name is copied from
+        ``exported`` (the inverse of exporting). Returns the keys taken."""
+        taken = []
+        for key in self.export_state():
+            param = getattr(self, key, None)
+            if key in exported and isinstance(param, nn.Parameter) and param.numel() == exported[key].numel():
+                with torch.no_grad():
+                    param.copy_(exported[key].reshape(param.shape).to(param.dtype))
+                taken.append(key)
+        return taken
+
     def inference_state(self) -> dict[str, Any] | None:
         """What :meth:`inference_head` needs to rebuild this objective's head at inference, or None.
 

@@ -21,6 +21,7 @@ from synclip.data.collate import collate
 from synclip.data.shards import ShardStream, expand_urls
 from synclip.data.sources import build_source, resolve_source
 from synclip.data.views import ViewDataset, make_views, resolve_view
+from synclip.train.view_fields import prompted_views
 
 MAX_REPLACEMENT_TRIES = 16
 
@@ -249,6 +250,7 @@ def build_loaders(
         spec = dict(cfg.data.sources[source])
         batch_size = (spec.pop("batch_size", None) or cfg.train.batch_size) * accum_steps
         view_fns = make_views(resolve_views(views, cfg.views, image_size, patch_size), tokenizer, train=True)
+        view_fns = prompted_views(view_fns, views, cfg.views, spec.get("kind"))
         seed = cfg.train.seed + 7919 * i
         if spec.get("kind") == "webdataset":
             loaders[source] = _stream_loader(source, spec, view_fns, batch_size, seed, cfg.data.workers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from synclip.models import open_clip_state_dict
 from synclip.train.accumulate import TrainForward, accumulate_backward
 from synclip.train.data import build_loaders
 from synclip.train.logging import MetricsLogger
-from synclip.train.optim import cosine_lr, create_optimizer, set_lr
+from synclip.train.optim import cosine_lr, create_optimizer, set_lr, warmup_warning
 from synclip.train.plots import plot_training_curves
 from synclip.train.run_folder import release_run_folder
 from synclip.train.setup import (
+    apply_tower_normalisation,
     build_pretrainer,
     init_distributed,
     prepare_run_dir,
@@ -80,6 +82,7 @@ def _train(cfg: RunConfig) -> Path:
     if t.precision == "fp16" and device.type != "cuda":
         raise ValueError("train.precision=fp16 needs CUDA; use bf16 on the CPU")
     seed_everything(t.seed)
+    apply_tower_normalisation(cfg)  # before config.json: the views normalise as the loaded tower expects
     run_dir = prepare_run_dir(cfg)
     pretrainer = sync_batchnorm(build_pretrainer(cfg).to(device), device)
     model = pretrainer.model
@@ -89,6 +92,9 @@ def _train(cfg: RunConfig) -> Path:
     steps_per_epoch = data.steps_per_epoch
     total_steps = max(1, round(t.epochs * steps_per_epoch))  # epochs may be a fraction
     last_step = min(total_steps, t.max_steps or total_steps)
+    warmup_note = warmup_warning(t.warmup_steps, last_step, t.lr)
+    if warmup_note and dist.is_main():
+        print(warmup_note, file=sys.stderr)
 
     optimizer = create_optimizer(
         pretrainer, t.lr, t.weight_decay, (t.beta1, t.beta2), t.eps, decoupled=t.decoupled_weight_decay

@@ -33,6 +33,19 @@ def create_optimizer(
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=True)
 
 
+def warmup_warning(warmup: int, last_step: int, base_lr: float) -> str | None:
+    """A sentence when the run ends before (or as) linear warm-up does: the learning rate never reaches
+    ``train.lr`` and never decays (a 14-step run with 100 warm-up steps peaks at 15% of it)."""
+    if warmup <= 0 or warmup < last_step:
+        return None
+    peak = last_step / warmup  # of base_lr, at the last step
+    return (
+        f"warning: train.warmup_steps={warmup} is not shorter than the run ({last_step} optimizer steps): "
+        f"the learning rate climbs only to {peak:.0%} of train.lr={base_lr:g} and never decays; set "
+        f"train.warmup_steps below {last_step} (e.g. {max(1, last_step // 10)})"
+    )
+
+
 def cosine_lr(step: int, base_lr: float, warmup: int, total: int) -> float:
     """Linear warm-up to ``base_lr`` over ``warmup`` steps, then cosine decay to 0 at ``total``."""
     if step < warmup:

@@ -12,8 +12,9 @@ import torch
 
 from synclip import distributed as dist
 from synclip.config import ConfigError, RunConfig, run_dir_for
-from synclip.models import TwoTower, create_model
+from synclip.models import TwoTower, create_model, load_state
 from synclip.models.locking import apply_locking
+from synclip.models.published import is_published, read_published
 from synclip.models.tower_init import init_image_tower
 from synclip.objectives.base import RunContext
 from synclip.recipe import Pretrainer, Recipe
@@ -49,13 +50,16 @@ def init_distributed(device: torch.device) -> None:
 
 def build_pretrainer(cfg: RunConfig) -> Pretrainer:
     m = cfg.model
+    published = read_published(m.pretrained) if is_published(m.pretrained) else None
     model: TwoTower = create_model(
-        m.name,
-        pretrained=m.pretrained,
+        published.arch if published else m.name,  # published weights name their architecture
+        pretrained=None if published else m.pretrained,
         image_size=m.image_size,
         context_length=m.context_length,
         patch_dropout=m.patch_dropout,
     )
+    if published:
+        load_state(model, published.state, where=m.pretrained)
     if m.image_init:
         init_image_tower(model, m.image_init)
     apply_locking(model, m.lock_image, m.lock_text, m.unlocked_groups, m.freeze_bn_stats)
@@ -66,9 +70,55 @@ def build_pretrainer(cfg: RunConfig) -> Pretrainer:
     problem = view_field_problem(cfg, recipe)  # before any data is loaded
     if problem:
         raise ConfigError(problem)
-    if m.pretrained:
+    if published:  # open_clip weights keep their logit_scale (and logit_bias), as a checkpoint would
+        for objective in recipe.active().values():
+            objective.load_exported(published.exported)
+    elif m.pretrained:
         carry_recipe_state(recipe, m.pretrained)
     return Pretrainer(model, recipe)
+
+
+def tower_normalisation(m) -> tuple[tuple, tuple] | None:
+    """(mean, std) on [0, 1] images of the image tower ``model.image_init`` (else ``model.pretrained``)
+    loads: EfficientNet-Lite0's, a published tag's, a synclip checkpoint's own; None when nothing is
+    loaded or the weights do not say (then the views' own options stand)."""
+    from synclip.io.checkpoint import FORMAT, read_checkpoint
+    from synclip.models.efficientnet_lite import MEAN, STD
+    from synclip.models.published import normalisation
+
+    source = m.image_init or m.pretrained
+    if not source:
+        return None
+    if source == "efficientnet-lite0":
+        return MEAN, STD
+    if is_published(source):
+        return normalisation(source)
+    if Path(source).suffix != ".safetensors" and Path(source).is_file():
+        state = read_checkpoint(source)
+        image = ((state.get("config") or {}).get("views") or {}).get("image") or {}
+        if state.get("format") == FORMAT and "mean" in image:
+            return tuple(image["mean"]), tuple(image["std"])
+    return None
+
+
+def apply_tower_normalisation(cfg: RunConfig) -> None:
+    """Normalise every image view as the loaded image tower expects (:func:`tower_normalisation`),
+    unless the recipe or the command line set ``views.<name>.mean`` itself."""
+    from synclip.data.views import resolve_view
+    from synclip.registry import VIEWS
+
+    found = tower_normalisation(cfg.model)
+    if found is None:
+        return
+    names = {*VIEWS.names(), *cfg.views}
+    for name in sorted(names):
+        user = dict(cfg.views.get(name) or {})
+        try:
+            _, options = resolve_view(name, user)
+        except ValueError:
+            continue
+        if "mean" in options and "mean" not in user and "std" not in user:
+            cfg.views[name] = {**user, "mean": list(found[0]), "std": list(found[1])}
 
 
 def carry_recipe_state(recipe: Recipe, path: str) -> list[str]:

@@ -2,7 +2,8 @@
 finds its sample field.
 
 Each source kind gives fixed sample fields (image-text sources a ``caption``, labelled ones a
-``label`` and ``class_name``). Every view an active objective reads from a source is applied to a
+``label`` and ``class_name``, and a ``caption`` too when a view reads one: the class name in a prompt
+template, :func:`prompted_views`). Every view an active objective reads from a source is applied to a
 small synthetic sample with exactly those fields; a view that asks for a field the source lacks (the
 ``text`` view over an image folder) is a ConfigError naming the view, the field and a fix, instead of
 a DataLoader worker's KeyError after the model is built. Webdataset sources hold whatever their
@@ -26,6 +27,8 @@ SOURCE_FIELDS: dict[str, tuple[str, ...]] = {
     "mnist5k": LABEL_FIELDS,
     "emoji_labels": LABEL_FIELDS,
 }
+# labelled sources give their class names as prompts to views that read captions (PromptCaptions)
+PROMPTED = {kind for kind, fields in SOURCE_FIELDS.items() if fields == LABEL_FIELDS}
 # what to read instead, per missing field: (view to use, why)
 INSTEAD = {"caption": "text_prompt", "class_name": "text", "label": "target"}
 
@@ -48,6 +51,39 @@ def _synthetic(fields: tuple[str, ...]) -> dict[str, Any]:
     return {f: values.get(f, "cat") for f in fields}
 
 
+def needs_field(view: str, view_cfg: dict, fields: tuple[str, ...], field: str) -> bool:
+    """Whether ``view`` (options from ``views``) asks for ``field`` of a sample that has ``fields``."""
+    from synclip.data.views import resolve_view
+    from synclip.registry import VIEWS
+
+    try:
+        kind, options = resolve_view(view, view_cfg.get(view))
+        VIEWS.get(kind)(options, _StandInTokenizer(), False)(
+            _synthetic(tuple(f for f in fields if f != field))
+        )
+    except KeyError as err:
+        return f"field '{field}'" in str(err)
+    except Exception:  # other view errors are reported when the data is built
+        return False
+    return False
+
+
+def prompted_views(views, names: list[str], view_cfg: dict, source_kind: str | None):
+    """``views`` (a callable over samples) for a source of ``source_kind``: over a labelled source,
+    when one of ``names`` reads captions, wrapped so each sample's caption is its class name in a
+    prompt template (:class:`~synclip.data.views.prompt.PromptCaptions`, templates of
+    ``views.text_prompt.templates``); otherwise unchanged, so no random draw moves other views' RNG."""
+    from synclip.data.views.prompt import UNICL_TEMPLATES, PromptCaptions
+
+    if source_kind not in PROMPTED:
+        return views
+    fields = (*SOURCE_FIELDS[source_kind], "caption")
+    if not any(needs_field(name, view_cfg, fields, "caption") for name in names):
+        return views
+    templates = (view_cfg.get("text_prompt") or {}).get("templates", UNICL_TEMPLATES)
+    return PromptCaptions(views, templates)
+
+
 def view_field_problem(cfg, recipe) -> str | None:
     """The first view an active objective of ``recipe`` reads (:meth:`Objective.reads`) that needs a
     field its source does not give, as a sentence with a fix; else None."""
@@ -61,6 +97,8 @@ def view_field_problem(cfg, recipe) -> str | None:
             fields = SOURCE_FIELDS.get(spec.get("kind")) if isinstance(spec, dict) else None
             if fields is None:
                 continue  # an unknown source or kind is reported when the data is built
+            if spec.get("kind") in PROMPTED:
+                fields = (*fields, "caption")  # class prompts as captions (prompted_views)
             kind, view_options = resolve_view(view, cfg.views.get(view))
             try:
                 VIEWS.get(kind)(view_options, _StandInTokenizer(), False)(_synthetic(fields))

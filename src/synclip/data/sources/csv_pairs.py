@@ -1,4 +1,10 @@
-"""The ``csv`` source: image-text pairs listed in a CSV/TSV file (OpenCLIP's layout)."""
+"""The ``csv`` source: image-text pairs listed in a CSV/TSV file, with OpenCLIP's defaults.
+
+Like ``open_clip_train`` (``--csv-img-key filepath --csv-caption-key title --csv-separator '\t'``),
+the image column is ``filepath``, the caption column ``title`` and the separator a tab, whatever the
+file is called; ``sep`` also takes ``tab``, ``comma`` or ``extension`` (a tab for ``.tsv`` files, a
+comma otherwise).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,31 @@ from synclip.data.csv_rows import read_table
 from synclip.data.images import BadSample, load_rgb
 from synclip.data.sources.base import register_source
 
+IMG_KEY, CAPTION_KEY, SEPARATOR = "filepath", "title", "\t"  # open_clip_train's defaults
+SEPARATOR_STYLES = {"tab": "\t", "comma": ",", "extension": None}
+
+
+def resolve_separator(sep: str | None, path: Path) -> str:
+    """A separator character from ``sep``: a character, ``tab``, ``comma`` or ``extension`` (a tab for
+    ``.tsv``, a comma otherwise); None is open_clip's tab."""
+    if sep is None:
+        return SEPARATOR
+    if sep in SEPARATOR_STYLES:
+        return SEPARATOR_STYLES[sep] or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    if sep == "\\t":  # typed on a command line
+        return "\t"
+    if len(sep) != 1:
+        raise ValueError(
+            f"csv separator must be one character or one of {sorted(SEPARATOR_STYLES)}, got {sep!r}"
+        )
+    return sep
+
 
 class CsvImageText(Dataset):
     """Image-text pairs listed in a CSV/TSV file with a header row.
 
-    ``sep=None`` picks a tab for ``.tsv`` files and a comma otherwise. Relative image paths are resolved
+    Defaults follow open_clip: columns ``filepath`` and ``title``, tab-separated (``sep``: see
+    :func:`resolve_separator`). Relative image paths are resolved
     against the CSV's folder. Samples: ``{"image", "caption", "key", **extras}`` where ``key`` is the
     image path as written in the file and ``extras`` are the string values of ``extra_keys`` columns.
     """
@@ -23,8 +49,8 @@ class CsvImageText(Dataset):
     def __init__(
         self,
         path: str | Path,
-        img_key: str = "filepath",
-        caption_key: str = "caption",
+        img_key: str = IMG_KEY,
+        caption_key: str = CAPTION_KEY,
         sep: str | None = None,
         extra_keys: Sequence[str] = (),
         max_caption_chars: int = 1000,
@@ -33,7 +59,7 @@ class CsvImageText(Dataset):
         self.img_key, self.caption_key = img_key, caption_key
         self.extra_keys = tuple(extra_keys)
         self.max_caption_chars = max_caption_chars
-        self.sep = sep if sep is not None else ("\t" if self.path.suffix.lower() == ".tsv" else ",")
+        self.sep = resolve_separator(sep, self.path)
         table = read_table(self.path, self.sep)
         self.columns: list[str] = table.columns
         self._check_columns()
@@ -45,9 +71,15 @@ class CsvImageText(Dataset):
     def _check_columns(self) -> None:
         for option, column in (("img_key", self.img_key), ("caption_key", self.caption_key)):
             if column not in self.columns:
+                hint = ""
+                other = "," if self.sep != "," else "\t"
+                if len(self.columns) == 1 and other in self.columns[0]:
+                    hint = f" The header looks {'comma' if other == ',' else 'tab'}-separated: set sep={'comma' if other == ',' else 'tab'}."
+                elif option == "caption_key" and "caption" in self.columns:
+                    hint = " (open_clip's default caption column is 'title'; this file has 'caption': set caption_key=caption)"
                 raise ValueError(
                     f"{self.path}: no column {column!r} for images/captions; available columns: "
-                    f"{self.columns}. Set {option}= to one of them (check sep= too: using {self.sep!r})."
+                    f"{self.columns}. Set {option}= to one of them (check sep= too: using {self.sep!r}).{hint}"
                 )
         missing = [c for c in self.extra_keys if c not in self.columns]
         if missing:
@@ -70,7 +102,7 @@ class CsvImageText(Dataset):
         return {"image": image, "caption": caption, "key": key, **dict(zip(self.extra_keys, extras))}
 
 
-@register_source("csv", path=None, img_key="filepath", caption_key="caption", sep=None, batch_size=None)
+@register_source("csv", path=None, img_key=IMG_KEY, caption_key=CAPTION_KEY, sep=SEPARATOR, batch_size=None)
 def build_csv_source(name: str, opts: dict) -> CsvImageText:
     """Image-text pairs from ``opts["path"]``."""
     if not opts["path"]:

@@ -21,7 +21,13 @@ def build_emoji_source(name: str, opts: dict) -> CsvImageText:
     corpus = build_emoji_corpus(Path(opts["root"]) if opts["root"] else None)
     if opts["style"] not in STYLES:
         raise ValueError(f"data.sources.{name}.style must be one of {sorted(STYLES)}")
-    return CsvImageText(corpus / STYLES[opts["style"]], extra_keys=("category", "subcategory"))
+    return CsvImageText(
+        corpus / STYLES[opts["style"]],
+        img_key="filepath",
+        caption_key="caption",
+        sep="\t",
+        extra_keys=("category", "subcategory"),
+    )
 
 
 @register_source("emoji_labels", style="twemoji", root=None, level="category", batch_size=None)

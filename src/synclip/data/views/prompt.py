@@ -47,6 +47,23 @@ def build_text_prompt_view(cfg: dict[str, Any], tokenizer: Any, train: bool):
     return partial(_prompt, tokenizer, prompt_templates(str(cfg["templates"])), train)
 
 
+class PromptCaptions:
+    """Views over a labelled source for recipes that read captions: each sample without a ``caption``
+    gets one, its ``class_name`` in a prompt template (a random one per sample, as the ``text_prompt``
+    view draws it; the loader seeds ``random``), before the views run. So ``text``, ``text_eda``,
+    ``text_mlm`` and every other caption view train on an image folder with class prompts as captions.
+    Picklable (DataLoader workers)."""
+
+    def __init__(self, views: Any, templates: str = UNICL_TEMPLATES):
+        self.views = views
+        self.templates = prompt_templates(str(templates))
+
+    def __call__(self, sample: dict) -> dict:
+        if "caption" not in sample and "class_name" in sample:
+            sample = {**sample, "caption": _fill(random.choice(self.templates), str(sample["class_name"]))}
+        return self.views(sample)
+
+
 def stable_label(text: str) -> int:
     """A 63-bit non-negative int64 hash of ``text`` (blake2b), equal across processes and runs."""
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
