@@ -83,6 +83,7 @@ class EvalTask:
     """
 
     user_data: bool = False
+    needs: str | None = None  # the input the task cannot run without: "image_folder", "csv", ...
 
     def unavailable(self) -> str | None:
         """None when the task's data is installed, else why not; checked, without reading any data,
