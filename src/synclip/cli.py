@@ -114,6 +114,14 @@ def add_eval_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", default=None, metavar="FILE", help="your image-text pairs: retrieval Recall@k")
     p.add_argument("--img-key", default="filepath", help="--csv: image path column")
     p.add_argument("--caption-key", default="caption", help="--csv: caption column")
+    p.add_argument(
+        "--benchmark",
+        default=None,
+        metavar="NAME",
+        help="a standard benchmark from a local copy (--data-root): imagenet1k (ImageFolder layout), "
+        "wds/<name> (CLIP_benchmark's webdataset format) or any CLIP_benchmark dataset name",
+    )
+    p.add_argument("--data-root", default=None, metavar="DIR", help="--benchmark: where its data is")
 
 
 def eval_data_options(args) -> dict:
@@ -123,6 +131,8 @@ def eval_data_options(args) -> dict:
         "image_folder": args.image_folder,
         "class_names": args.class_names,
         "csv": args.csv,
+        "benchmark": args.benchmark,
+        "data_root": args.data_root,
     }
     out = {k: v for k, v in out.items() if v is not None}
     if args.csv is not None:

@@ -89,12 +89,14 @@ class EvalConfig:
     csv: str | None = None
     csv_keys: list | None = None
     templates: str | None = None
+    benchmark: str | None = None  # imagenet1k, wds/<name>, a CLIP_benchmark dataset (synclip.eval.benchmark)
+    data_root: str | None = None  # where the benchmark's local copy is
     every_steps: int | None = None  # also evaluate every N steps during training (metrics.jsonl, TensorBoard)
     every_epochs: int | None = None  # ... and/or at the end of every N-th epoch
 
     def data_options(self) -> dict:
         """The keyword arguments of :func:`synclip.eval.run.evaluate` this section sets (data, templates)."""
-        names = ("image_folder", "class_names", "csv", "templates")
+        names = ("image_folder", "class_names", "csv", "templates", "benchmark", "data_root")
         out = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         if self.csv_keys is not None:
             out["csv_keys"] = tuple(self.csv_keys)
