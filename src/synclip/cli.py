@@ -37,26 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="eval.json path (default: beside the checkpoint)")
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, default=None, help="cap the images per task")
-    p.add_argument(
-        "--templates",
-        default=None,
-        metavar="FILE_OR_SET",
-        help="prompt templates for every zero-shot task: a set name (emoji, fashion, digits, "
-        "openai_imagenet, slip_imagenet) or a file with one template per line ('{}' = class name)",
-    )
-    p.add_argument(
-        "--image-folder",
-        default=None,
-        metavar="DIR",
-        help="your images as DIR/<class>/<image>: zero-shot over the folder names, linear probe and kNN",
-    )
-    p.add_argument(
-        "--class-names", default=None, metavar="FILE", help="prompt names for --image-folder, one per line"
-    )
-    p.add_argument("--csv", default=None, metavar="FILE", help="your image-text pairs: retrieval Recall@k")
-    p.add_argument("--img-key", default="filepath", help="--csv: image path column (open_clip's default)")
-    p.add_argument("--caption-key", default="title", help="--csv: caption column (open_clip's default)")
-    p.add_argument("--csv-separator", default="tab", help=CSV_SEPARATOR_HELP)
+    add_eval_data_arguments(p)
     p.add_argument(
         "--plots",
         action=argparse.BooleanOptionalAction,
@@ -81,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tasks", nargs="*", default=None, help="eval task names (default: all available)")
     p.add_argument("--limit", type=int, default=None, help="cap the images per eval task")
+    add_eval_data_arguments(p)
     p.add_argument(
         "--checkpoints",
         nargs="*",
@@ -153,6 +135,56 @@ CSV_SEPARATOR_HELP = (
     "CSV separator: tab (open_clip's default), comma, extension (tab for .tsv, comma otherwise) or a "
     "character"
 )
+
+
+def add_eval_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The evaluation data flags ``synclip eval`` and ``synclip compare`` share."""
+    p.add_argument(
+        "--templates",
+        default=None,
+        metavar="FILE_OR_SET",
+        help="prompt templates for every zero-shot task: a set name (emoji, fashion, digits, "
+        "openai_imagenet, slip_imagenet) or a file with one template per line ('{}' = class name)",
+    )
+    p.add_argument(
+        "--image-folder",
+        default=None,
+        metavar="DIR",
+        help="your images as DIR/<class>/<image>: zero-shot over the folder names, linear probe and kNN",
+    )
+    p.add_argument(
+        "--class-names", default=None, metavar="FILE", help="prompt names for --image-folder, one per line"
+    )
+    p.add_argument("--csv", default=None, metavar="FILE", help="your image-text pairs: retrieval Recall@k")
+    p.add_argument("--img-key", default="filepath", help="--csv: image path column (open_clip's default)")
+    p.add_argument("--caption-key", default="title", help="--csv: caption column (open_clip's default)")
+    p.add_argument("--csv-separator", default="tab", help=CSV_SEPARATOR_HELP)
+    p.add_argument(
+        "--benchmark",
+        default=None,
+        metavar="NAME",
+        help="a standard benchmark from a local copy (--data-root): imagenet1k (ImageFolder layout), "
+        "wds/<name> (CLIP_benchmark's webdataset format) or any CLIP_benchmark dataset name",
+    )
+    p.add_argument("--data-root", default=None, metavar="DIR", help="--benchmark: where its data is")
+
+
+def eval_data_options(args) -> dict:
+    """The keyword arguments of :func:`synclip.eval.run.evaluate` that the data flags set."""
+    out = {
+        "templates": args.templates,
+        "image_folder": args.image_folder,
+        "class_names": args.class_names,
+        "csv": args.csv,
+        "benchmark": args.benchmark,
+        "data_root": args.data_root,
+    }
+    out = {k: v for k, v in out.items() if v is not None}
+    if args.csv is not None:
+        out["csv_keys"] = (args.img_key, args.caption_key, args.csv_separator)
+    return out
+
+
 DEBUG_HELP = "show the full traceback of any failure (or set SYNCLIP_DEBUG=1)"
 
 
@@ -185,6 +217,10 @@ def cmd_train(args) -> int:
         return 0
     from synclip import distributed as dist
 
+    if cfg.eval.at_end:  # a mistake in the evaluation data fails now, not after training
+        from synclip.eval.run import check_request
+
+        check_request(cfg.eval.tasks, **cfg.eval.data_options())
     run_dir = train(cfg)
     if not dist.is_main():
         return 0
@@ -192,8 +228,13 @@ def cmd_train(args) -> int:
     if cfg.eval.at_end:
         from synclip.evaluate import evaluate_checkpoint
 
-        result = evaluate_checkpoint(run_dir / "checkpoint.pt", tasks=cfg.eval.tasks, limit=cfg.eval.limit)
+        result = evaluate_checkpoint(
+            run_dir / "checkpoint.pt", tasks=cfg.eval.tasks, limit=cfg.eval.limit, **cfg.eval.data_options()
+        )
         print(result["table"])
+        from synclip.train.logging import log_eval_result
+
+        log_eval_result(run_dir, result["result"], prefix="eval")
     return 0
 
 
@@ -206,12 +247,8 @@ def cmd_eval(args) -> int:
         out=args.out,
         device=args.device,
         limit=args.limit,
-        templates=args.templates,
-        image_folder=args.image_folder,
-        class_names=args.class_names,
-        csv=args.csv,
-        csv_keys=(args.img_key, args.caption_key, args.csv_separator),
         plots=args.plots,
+        **eval_data_options(args),
     )
     print(result["table"])
     print(f"wrote {result['path']}")
@@ -300,7 +337,10 @@ def cmd_compare(args) -> int:
         if label not in by_label:
             raise ValueError(f"--set-for {label}: no such row; rows are {', '.join(by_label) or 'none'}")
         by_label[label].overrides.extend(overrides)
-    done = compare(entries, args.out, args.seeds, args.set, args.tasks, args.limit, args.checkpoints)
+    done = compare(
+        entries, args.out, args.seeds, args.set, args.tasks, args.limit, args.checkpoints,
+        eval_data_options(args),
+    )  # fmt: skip
     print(done["paths"]["md"].read_text())
     print("report: " + ", ".join(str(p) for p in done["paths"].values()))
     return 0

@@ -3,8 +3,10 @@
 Every entry trains with the same model, data, epochs and batch unless its own overrides say
 otherwise (``--set-for``), for each seed, and is evaluated on the same tasks. A finished
 (entry, seed), one whose ``eval.json`` exists, is not trained again, so an interrupted comparison
-resumes where it stopped; an unfinished one resumes from its last checkpoint. A finished run asked
-for other tasks or another ``limit`` is evaluated again, not retrained, and keeps its training
+resumes where it stopped; an unfinished one resumes from its last checkpoint. Rows are evaluated on
+the built-in tasks or on the data ``synclip eval`` takes (``eval_options``: your image folder, your
+CSV, templates), checked before the first row trains. A finished run asked
+for other tasks, data or another ``limit`` is evaluated again, not retrained, and keeps its training
 wall-clock. Existing checkpoints can be compared as they are (``--checkpoints``). The report folder
 gets ``results.json``, ``results.md`` (mean and standard deviation over seeds) and ``results.png``
 (a bar chart).
@@ -36,8 +38,20 @@ class Entry:
         return cls(label, recipe or label)
 
 
+def _asked(tasks: list[str] | None, limit: int | None, eval_options: dict) -> dict:
+    """What a run was evaluated on, as its record keeps it (data options only when given)."""
+    data = {k: list(v) if isinstance(v, tuple) else str(v) for k, v in eval_options.items()}
+    return {"tasks": tasks, "limit": limit, **({"data": data} if data else {})}
+
+
 def run_entry(
-    entry: Entry, seed: int, shared: list[str], runs_dir: Path, tasks: list[str] | None, limit: int | None
+    entry: Entry,
+    seed: int,
+    shared: list[str],
+    runs_dir: Path,
+    tasks: list[str] | None,
+    limit: int | None,
+    eval_options: dict | None = None,
 ) -> dict:
     """Train (or resume, or reuse) one (entry, seed) and evaluate it; returns its record."""
     from synclip.config import load_config
@@ -48,7 +62,8 @@ def run_entry(
     run_dir = runs_dir / name
     eval_path = run_dir / "eval.json"
     record_path = run_dir / "compare.json"
-    asked = {"tasks": tasks, "limit": limit}
+    eval_options = eval_options or {}
+    asked = _asked(tasks, limit, eval_options)
     if eval_path.exists() and record_path.exists():
         record = json.loads(record_path.read_text())
         if record.get("eval") == asked:
@@ -64,12 +79,18 @@ def run_entry(
             f"train.name={name}",
             "train.resume=auto",
             "eval.at_end=false",
+            # periodic validation (eval.every_steps) of a row scores the same data as the comparison
+            *(
+                f"eval.{k}={json.dumps(list(v) if isinstance(v, tuple) else str(v))}"
+                for k, v in eval_options.items()
+            ),
         ]
         cfg = load_config(entry.recipe, overrides)
         start = time.perf_counter()
         train(cfg)
         train_seconds = round(time.perf_counter() - start, 1)
-    result = evaluate_checkpoint(run_dir / "checkpoint.pt", tasks=tasks, limit=limit)["result"]
+    result = evaluate_checkpoint(run_dir / "checkpoint.pt", tasks=tasks, limit=limit, **eval_options)
+    result = result["result"]
     record = {
         "label": entry.label,
         "recipe": entry.recipe,
@@ -85,7 +106,11 @@ def run_entry(
 
 
 def evaluate_existing(
-    checkpoint: Path | str, tasks: list[str] | None, limit: int | None, compare_out: Path | None = None
+    checkpoint: Path | str,
+    tasks: list[str] | None,
+    limit: int | None,
+    compare_out: Path | None = None,
+    eval_options: dict | None = None,
 ) -> dict:
     """A record for a checkpoint trained elsewhere (its folder name is the label, seed 0), or for
     published weights ``open_clip:<arch>:<tag or file>`` (labelled ``<arch>:<tag or file name>``)."""
@@ -101,7 +126,9 @@ def evaluate_existing(
     else:
         checkpoint = Path(checkpoint)
         label, run_dir, out = checkpoint.parent.name, str(checkpoint.parent), None
-    result = evaluate_checkpoint(checkpoint, tasks=tasks, limit=limit, out=out)["result"]
+    result = evaluate_checkpoint(checkpoint, tasks=tasks, limit=limit, out=out, **(eval_options or {}))[
+        "result"
+    ]
     return {
         "label": label,
         "recipe": result["checkpoint"].get("recipe"),
@@ -120,21 +147,30 @@ def compare(
     tasks: list[str] | None = None,
     limit: int | None = None,
     checkpoints: list[str | Path] = (),
+    eval_options: dict | None = None,
 ) -> dict:
-    """Run every (entry, seed), then write the report; returns ``{"records", "paths"}``."""
+    """Run every (entry, seed), then write the report; returns ``{"records", "paths"}``.
+
+    ``eval_options`` go to :func:`synclip.eval.run.evaluate` (``image_folder``, ``class_names``,
+    ``csv``, ``csv_keys``, ``templates``); the request is checked before anything trains.
+    """
+    from synclip.eval.run import check_request
+
     out = Path(out)
     runs_dir = out / "runs"
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise ValueError(f"labels must be unique, got {labels}; name rows with LABEL=RECIPE")
+    eval_options = dict(eval_options or {})
+    check_request(tasks, **eval_options)  # a mistake in the evaluation data fails before any row trains
     records = []
     total = len(entries) * seeds
     for i, (entry, seed) in enumerate((e, s) for e in entries for s in range(seeds)):
         print(f"== compare {i + 1}/{total}: {entry.label} seed {seed}", flush=True)
-        records.append(run_entry(entry, seed, list(shared or []), runs_dir, tasks, limit))
+        records.append(run_entry(entry, seed, list(shared or []), runs_dir, tasks, limit, eval_options))
     for checkpoint in checkpoints:
         print(f"== compare: evaluating {checkpoint}", flush=True)
-        records.append(evaluate_existing(checkpoint, tasks, limit, out))
+        records.append(evaluate_existing(checkpoint, tasks, limit, out, eval_options))
     if not records:
         raise ValueError("nothing to compare: name recipes or pass --checkpoints")
     paths = write_report(records, out)

@@ -105,3 +105,45 @@ def test_compare_trains_evaluates_reports_and_resumes(emoji_subset, emoji_corpus
                  "--limit", "64"]) == 0  # fmt: skip
     labels = [r["label"] for r in json.loads((tmp_path / "r2" / "results.json").read_text())["records"]]
     assert labels == ["clip-s0"]
+
+
+def test_compare_checks_the_eval_data_before_any_row_trains(tmp_path, monkeypatch, capsys):
+    def no_training(cfg):
+        raise AssertionError(f"trained {cfg.train.name} before checking the eval data")
+
+    monkeypatch.setattr("synclip.train.loop.train", no_training)
+    out = str(tmp_path / "report")
+    assert main(["compare", "clip", "--out", out, "--tasks", "image_folder"]) != 0
+    assert "needs --image-folder" in capsys.readouterr().err
+    assert main(["compare", "clip", "--out", out, "--csv", str(tmp_path / "held_out.csv")]) != 0
+    assert "held_out.csv does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "report" / "runs").exists()
+
+
+@pytest.mark.slow
+def test_compare_two_recipes_on_own_held_out_csv_with_validation_curves(emoji_corpus, tmp_path):
+    from run_helpers import write_subset
+
+    lines = (emoji_corpus / "twemoji.tsv").read_text().splitlines()
+    held_out = tmp_path / "held_out.tsv"
+    fp = lines[0].split("\t").index("filepath")
+    rows = [row.split("\t") for row in lines[301:317]]
+    for cells in rows:
+        cells[fp] = str((emoji_corpus / cells[fp]).resolve())
+    held_out.write_text("\n".join([lines[0], *("\t".join(c) for c in rows)]) + "\n")
+    pairs = write_subset(emoji_corpus, tmp_path / "train.tsv", 64)
+    shared = small_run_overrides(pairs, tmp_path, **{"train.max_steps": 2, "train.epochs": 1})
+    shared = [o for o in shared if not o.startswith("train.out_dir")] + ["eval.every_steps=1"]
+    out = tmp_path / "report"
+    args = ["compare", "clip", "fast=clip", "--out", str(out), "--csv", str(held_out), "--set", *shared]
+    args += ["--set-for", "fast", "train.lr=1e-4"]
+    assert main(args) == 0
+    report = json.loads((out / "results.json").read_text())
+    for record in report["records"]:
+        assert set(record["tasks"]) == {"retrieval/csv"}  # the user's data only, not the emoji tasks
+        assert record["eval"]["data"]["csv"] == str(held_out)
+        metrics = [
+            json.loads(line) for line in (out / "runs" / f"{record['label']}-s0" / "metrics.jsonl").open()
+        ]
+        assert [r["step"] for r in metrics if "val/retrieval/csv/text_to_image_R@1" in r] == [1, 2]
+    assert "| retrieval/csv | text_to_image_R@5 |" in (out / "results.md").read_text()

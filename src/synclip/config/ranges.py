@@ -16,6 +16,8 @@ _RULES: list[tuple[str, str, float, bool, float | None, bool]] = [
     *(("train", key, 1, True, None, False) for key in _AT_LEAST_1),
     ("train", "epochs", 0, False, None, False),  # a fraction of an epoch is allowed (FLIP's short tuning)
     ("train", "max_steps", 1, True, None, True),
+    ("train", "save_every", 1, True, None, True),
+    ("train", "keep_last", 1, True, None, True),
     ("train", "warmup_steps", 0, True, None, False),
     ("train", "lr", 0, True, None, False),
     ("train", "weight_decay", 0, True, None, False),
@@ -27,6 +29,8 @@ _RULES: list[tuple[str, str, float, bool, float | None, bool]] = [
     ("data", "max_bad_fraction", 0, True, 1, False),
     ("eval", "batch_size", 1, True, None, False),
     ("eval", "limit", 1, True, None, True),
+    ("eval", "every_steps", 1, True, None, True),
+    ("eval", "every_epochs", 1, True, None, True),
     ("model", "image_size", 1, True, None, True),
     ("model", "context_length", 1, True, None, True),
     ("model", "patch_dropout", 0, True, 1, False),

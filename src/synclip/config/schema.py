@@ -71,6 +71,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     checkpoint_every: int = 200  # steps; a checkpoint is also written at the end
+    save_every: int | None = None  # epochs: also keep epoch_N.pt beside the resumable checkpoint.pt
+    keep_last: int | None = None  # keep only the newest N epoch_N.pt (null: all)
     log_every: int = 10
     out_dir: str = "runs"
     name: str | None = None  # run folder name; default <recipe>-s<seed>
@@ -86,6 +88,25 @@ class EvalConfig:
     tasks: list | None = None  # None: every available task
     batch_size: int = 256
     limit: int | None = None  # cap on images per task (quick checks)
+    # the data of `synclip eval`: your image folder (+ class-name file), your CSV of pairs
+    # ([image column, caption column]; null: eval's defaults), a template set or file
+    image_folder: str | None = None
+    class_names: str | None = None
+    csv: str | None = None
+    csv_keys: list | None = None
+    templates: str | None = None
+    benchmark: str | None = None  # imagenet1k, wds/<name>, a CLIP_benchmark dataset (synclip.eval.benchmark)
+    data_root: str | None = None  # where the benchmark's local copy is
+    every_steps: int | None = None  # also evaluate every N steps during training (metrics.jsonl, TensorBoard)
+    every_epochs: int | None = None  # ... and/or at the end of every N-th epoch
+
+    def data_options(self) -> dict:
+        """The keyword arguments of :func:`synclip.eval.run.evaluate` this section sets (data, templates)."""
+        names = ("image_folder", "class_names", "csv", "templates", "benchmark", "data_root")
+        out = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        if self.csv_keys is not None:
+            out["csv_keys"] = tuple(self.csv_keys)
+        return out
 
 
 @dataclass
@@ -169,6 +190,11 @@ def build_config(raw: dict) -> RunConfig:
     _check_views(cfg.views)
     if cfg.train.precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {cfg.train.precision!r}")
+    keys = cfg.eval.csv_keys
+    if keys is not None and (len(keys) not in (2, 3) or not all(isinstance(k, str) for k in keys)):
+        raise ConfigError(
+            f"eval.csv_keys must be [image column, caption column] or [image, caption, separator], got {keys!r}"
+        )
     problems = range_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))

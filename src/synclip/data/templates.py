@@ -77,14 +77,38 @@ def read_lines(path: str | Path) -> list[str]:
     return lines
 
 
+def clip_benchmark_table(kind: str, dataset: str) -> list[str]:
+    """CLIP_benchmark's English ``"classnames"`` or ``"templates"`` (``{}`` placeholder) of ``dataset``,
+    e.g. imagenet1k's 1,000 class names and 80 prompts, from the ``clip-benchmark`` package."""
+    import json
+    from importlib import resources
+
+    try:
+        folder = resources.files("clip_benchmark") / "datasets"
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "CLIP_benchmark's class names and templates need the clip-benchmark package: "
+            "pip install 'synclip[benchmark]'"
+        ) from None
+    file = "en_classnames.json" if kind == "classnames" else "en_zeroshot_classification_templates.json"
+    table = json.loads((folder / file).read_text(encoding="utf-8"))
+    if dataset not in table:
+        raise ValueError(f"CLIP_benchmark has no {kind} for {dataset!r}; it has: {', '.join(sorted(table))}")
+    return [line.replace("{c}", "{}") for line in table[dataset]]
+
+
 def resolve_templates(spec: str) -> tuple[str, list[str]]:
-    """(name to record, templates) for a set name or a file of templates, one per line.
+    """(name to record, templates) for a set name, ``clip_benchmark:<dataset>`` (that dataset's
+    prompts in the clip-benchmark package, e.g. ``clip_benchmark:imagenet1k``, CLIP's 80) or a file
+    of templates, one per line.
 
     A file's name is recorded as ``file:<absolute path>``; each of its templates must hold a ``{}``
     (or ``{c}``) placeholder.
     """
     if spec in TEMPLATE_SETS:
         return spec, get_templates(spec)
+    if spec.startswith("clip_benchmark:"):  # a dataset's prompts as CLIP_benchmark ships them
+        return spec, clip_benchmark_table("templates", spec.split(":", 1)[1])
     path = Path(spec).expanduser()
     if not path.is_file():
         raise ValueError(

@@ -80,6 +80,8 @@ def evaluate(
     csv_keys: tuple = ("filepath", "title"),
     plots_dir: str | Path | None = None,
     feature_cache: str | Path | None = None,
+    benchmark: str | None = None,
+    data_root: str | Path | None = None,
 ) -> dict:
     """Run ``tasks`` (names in :data:`synclip.registry.EVAL_TASKS`; default: :func:`default_tasks`) on ``model``.
 
@@ -100,24 +102,10 @@ def evaluate(
     own data (``image_folder``, ``csv``) that is missing is an error. Images of the user's data that
     cannot be read are skipped and counted in each task's ``data["bad_images"]``.
     """
-    own = [name for name, given in (("image_folder", image_folder), ("csv", csv)) if given is not None]
-    if tasks is None and own:
-        names, skipped = own, {}
-    elif tasks is None:
-        names, skipped = default_tasks()
-    else:
-        names, skipped = list(tasks) + [name for name in own if name not in tasks], {}
-    unknown = [name for name in names if name not in EVAL_TASKS]
-    if unknown:
-        raise ValueError(f"unknown eval task(s) {unknown}; known: {', '.join(EVAL_TASKS.names())}")
-    if templates is not None:
-        resolve_templates(templates)  # a bad name or file fails before any image is encoded
-    if class_names is not None and image_folder is None:
-        raise ValueError("class names (--class-names) name the classes of an image folder (--image-folder)")
-    for what, given in (("image folder (--image-folder)", image_folder), ("CSV (--csv)", csv)):
-        if given is not None and not Path(given).exists():
-            raise FileNotFoundError(f"{what} {given} does not exist; pass an existing path or leave it out")
-    inputs = EvalInputs(corpus_dir, limit, image_folder, class_names, csv, csv_keys)
+    names, skipped = check_request(
+        tasks, templates, image_folder, class_names, csv, csv_keys, benchmark, data_root
+    )
+    inputs = EvalInputs(corpus_dir, limit, image_folder, class_names, csv, csv_keys, benchmark, data_root)
     evaluator = Evaluator(model, preprocess, tokenizer, device, batch_size, feature_cache, templates)
     result: dict = {"tasks": {}, "skipped": skipped, "seconds": {}}
     if plots_dir is not None:
@@ -143,9 +131,67 @@ def evaluate(
         "image_folder": None if image_folder is None else str(image_folder),
         "class_names": None if class_names is None else str(class_names),
         "csv": None if csv is None else str(csv),
+        "benchmark": benchmark,
+        "data_root": None if data_root is None else str(data_root),
         "corpus_dir": str(inputs.built) if inputs.built is not None else None,
     }
     return result
+
+
+def check_request(
+    tasks: list[str] | None = None,
+    templates: str | None = None,
+    image_folder: str | Path | None = None,
+    class_names: str | Path | None = None,
+    csv: str | Path | None = None,
+    csv_keys: tuple = ("filepath", "title"),
+    benchmark: str | None = None,
+    data_root: str | Path | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """(task names to run, {task: why skipped}) for an :func:`evaluate` call; raises on a mistake in
+    the request without encoding an image: an unknown task, a bad template set, a task on the user's
+    data without that data, a path that does not exist, CSV columns the file lacks.
+
+    ``synclip compare`` and ``synclip train`` call it before the first step, so a mistake in the
+    evaluation data fails at once rather than after a model has trained.
+    """
+    given = {"image_folder": image_folder, "csv": csv, "benchmark": benchmark}
+    own = [name for name, path in given.items() if path is not None]
+    if tasks is None and own:
+        names, skipped = own, {}
+    elif tasks is None:
+        names, skipped = default_tasks()
+    else:
+        names, skipped = list(tasks) + [name for name in own if name not in tasks], {}
+    unknown = [name for name in names if name not in EVAL_TASKS]
+    if unknown:
+        raise ValueError(f"unknown eval task(s) {unknown}; known: {', '.join(EVAL_TASKS.names())}")
+    if templates is not None:
+        resolve_templates(templates)  # a bad name or file fails before any image is encoded
+    if class_names is not None and image_folder is None:
+        raise ValueError("class names (--class-names) name the classes of an image folder (--image-folder)")
+    flags = {"image_folder": "--image-folder DIR", "csv": "--csv FILE", "benchmark": "--benchmark NAME"}
+    for name in names:
+        needs = EVAL_TASKS.get(name).needs
+        if needs is not None and given.get(needs) is None:
+            raise ValueError(f"eval task {name!r} needs {flags.get(needs, needs)}")
+    for what, path in (("image folder (--image-folder)", image_folder), ("CSV (--csv)", csv)):
+        if path is not None and not Path(path).exists():
+            raise FileNotFoundError(f"{what} {path} does not exist; pass an existing path or leave it out")
+    if class_names is not None and not Path(class_names).is_file():
+        raise FileNotFoundError(f"class names file (--class-names) {class_names} does not exist")
+    if (benchmark is None) != (data_root is None):
+        raise ValueError(
+            "a benchmark needs both its name and its local copy: --benchmark NAME --data-root DIR"
+        )
+    if data_root is not None and not Path(data_root).exists():
+        raise FileNotFoundError(f"benchmark data root (--data-root) {data_root} does not exist")
+    if csv is not None:
+        from synclip.data.sources import CsvImageText
+
+        sep = csv_keys[2] if len(csv_keys) > 2 else "tab"  # (image, caption[, separator])
+        CsvImageText(csv, img_key=csv_keys[0], caption_key=csv_keys[1], sep=sep)  # names the missing column
+    return names, skipped
 
 
 def write_eval_json(result: dict, path: str | Path) -> Path:

@@ -27,12 +27,15 @@ class EvalInputs:
         class_names: str | Path | None = None,
         csv: str | Path | None = None,
         csv_keys: tuple = ("filepath", "title"),
+        benchmark: str | None = None,
+        data_root: str | Path | None = None,
     ):
         self._corpus = Path(corpus_dir) if corpus_dir is not None else None
         self.limit = limit
         self._rows: dict[str, list[dict]] = {}
         self._image_folder, self.class_names, self._csv = image_folder, class_names, csv
         self.csv_keys = csv_keys
+        self.benchmark, self.data_root = benchmark, data_root  # synclip.eval.benchmark
 
     @property
     def image_folder(self) -> str | Path:
@@ -83,6 +86,7 @@ class EvalTask:
     """
 
     user_data: bool = False
+    needs: str | None = None  # the input the task cannot run without: "image_folder", "csv", ...
 
     def unavailable(self) -> str | None:
         """None when the task's data is installed, else why not; checked, without reading any data,

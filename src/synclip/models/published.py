@@ -118,9 +118,10 @@ def _read_state(path: Path) -> tuple[dict, bool]:
 
 def architecture(arch: str, quick_gelu: bool) -> str:
     """``arch``, or its ``-quickgelu`` twin for weights trained with QuickGELU."""
-    from synclip.models.factory import model_config
-
-    if not quick_gelu or model_config(arch).get("quick_gelu"):
+    config = open_clip.get_model_config(arch)  # synclip's configs are registered by synclip.models
+    if config is None:
+        raise ValueError(f"unknown model {arch!r}; see `synclip models` for the architecture names")
+    if not quick_gelu or config.get("quick_gelu"):
         return arch
     twin = f"{arch}-quickgelu"
     if open_clip.get_model_config(twin) is None:

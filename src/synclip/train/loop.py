@@ -33,6 +33,7 @@ from synclip.train.setup import (
     sync_batchnorm,
 )
 from synclip.train.stages import train_stages
+from synclip.train.validation import PeriodicEval
 
 
 class NonFiniteLoss(RuntimeError):
@@ -109,6 +110,7 @@ def _train(cfg: RunConfig) -> Path:
     wrapped = wrap(pretrainer, device, t.compile, t.find_unused_parameters)
 
     logger = MetricsLogger(run_dir, start_step=step) if dist.is_main() else None
+    validation = PeriodicEval(cfg, model, tokenizer, device, logger)
     bar = tqdm(total=last_step, initial=step, disable=not (t.progress and dist.is_main()), desc=cfg.recipe)
     state = {
         "pretrainer": pretrainer,
@@ -166,11 +168,17 @@ def _train(cfg: RunConfig) -> Path:
                     if logger:
                         logger.log(step, scalars)
                     window_pairs, window_start = 0, time.perf_counter()
-                if step % t.checkpoint_every == 0 and step < last_step:
-                    _save(state, step, bad, finished=False)
+                if validation.due(step, steps_per_epoch):
+                    validation.run(step)
+                    window_start = time.perf_counter()  # the pairs/s window leaves the evaluation out
+                epoch_file = _epoch_checkpoint(step, steps_per_epoch, t.save_every)
+                if (step % t.checkpoint_every == 0 or epoch_file) and step < last_step:
+                    _save(state, step, bad, finished=False, epoch_file=epoch_file)
                 if step >= last_step:
                     break
-        _save(state, step, bad, finished=True)
+        _save(
+            state, step, bad, finished=True, epoch_file=_epoch_checkpoint(step, steps_per_epoch, t.save_every)
+        )
         dist.barrier()  # no rank returns (and, say, evaluates) before the final checkpoint exists
     finally:
         bar.close()
@@ -253,28 +261,53 @@ def _count_bad(
     return counts[2].item() > 0
 
 
-def _save(state: dict, step: int, bad: dict, finished: bool) -> None:
+def _epoch_checkpoint(step: int, steps_per_epoch: int, save_every: int | None) -> str | None:
+    """``epoch_N.pt`` when ``step`` ends epoch N and N is a multiple of ``train.save_every``, else None."""
+    epoch, within = divmod(step, steps_per_epoch)
+    if save_every and within == 0 and epoch > 0 and epoch % save_every == 0:
+        return f"epoch_{epoch}.pt"
+    return None
+
+
+def epoch_checkpoints(run_dir: Path) -> list[Path]:
+    """The run folder's ``epoch_N.pt`` files, oldest epoch first."""
+    found = []
+    for path in Path(run_dir).glob("epoch_*.pt"):
+        number = path.stem.removeprefix("epoch_")
+        if number.isdigit():
+            found.append((int(number), path))
+    return [path for _, path in sorted(found)]
+
+
+def _save(state: dict, step: int, bad: dict, finished: bool, epoch_file: str | None = None) -> None:
+    """Write the resumable ``checkpoint.pt``; with ``epoch_file``, the same state to that name too,
+    then delete the oldest epoch files beyond ``train.keep_last``."""
     if not dist.is_main():
         return
     pretrainer = state["pretrainer"]
-    ckpt.save_atomic(
-        {
-            "format": ckpt.FORMAT,
-            "model_name": pretrainer.model.name,
-            "model": open_clip_state_dict(pretrainer.model, pretrainer.recipe.export_state()),
-            "recipe": pretrainer.recipe.state_dict(),
-            "heads": pretrainer.recipe.heads(),
-            "exported": sorted(pretrainer.recipe.export_state()),  # keys of "model" beside the towers
-            "optimizer": state["optimizer"].state_dict(),
-            "scaler": state["scaler"].state_dict(),
-            "step": step,
-            "finished": finished,
-            "bad_samples": bad,
-            "rng": ckpt.rng_state(),
-            "config": state["cfg"].to_dict(),
-        },
-        state["run_dir"] / "checkpoint.pt",
-    )
+    payload = {
+        "format": ckpt.FORMAT,
+        "model_name": pretrainer.model.name,
+        "model": open_clip_state_dict(pretrainer.model, pretrainer.recipe.export_state()),
+        "recipe": pretrainer.recipe.state_dict(),
+        "heads": pretrainer.recipe.heads(),
+        "exported": sorted(pretrainer.recipe.export_state()),  # keys of "model" beside the towers
+        "optimizer": state["optimizer"].state_dict(),
+        "scaler": state["scaler"].state_dict(),
+        "step": step,
+        "finished": finished,
+        "bad_samples": bad,
+        "rng": ckpt.rng_state(),
+        "config": state["cfg"].to_dict(),
+    }
+    run_dir = state["run_dir"]
+    ckpt.save_atomic(payload, run_dir / "checkpoint.pt")
+    if epoch_file is not None:
+        ckpt.save_atomic(payload, run_dir / epoch_file)
+        keep = state["cfg"].train.keep_last
+        if keep is not None:
+            for old in epoch_checkpoints(run_dir)[:-keep]:
+                old.unlink()
 
 
 def _restore(path: Path, pretrainer, optimizer, scaler) -> tuple[int, dict]:

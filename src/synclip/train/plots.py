@@ -20,13 +20,13 @@ def plot_training_curves(run_dir: Path) -> Path | None:
     rows = read_metrics(run_dir)
     if not rows:
         return None
-    keys = [k for k in rows[-1] if k not in SKIP]
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in SKIP]  # train, then val/...
     cols = min(3, len(keys))
     nrows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3 * nrows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
         points = [(r["step"], r[key]) for r in rows if key in r]
-        ax.plot([p[0] for p in points], [p[1] for p in points], lw=1.2)
+        ax.plot([p[0] for p in points], [p[1] for p in points], lw=1.2, marker="." if "/" in key else None)
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
         ax.grid(alpha=0.3)

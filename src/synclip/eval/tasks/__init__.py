@@ -5,6 +5,7 @@ A new task is a module here with an :class:`~synclip.eval.task.EvalTask` subclas
 """
 
 from synclip.eval.tasks import (  # noqa: F401
+    benchmark,
     captioning,
     classifier,
     digits,

@@ -12,6 +12,7 @@ class ImageFolderTasks(EvalTask):
     """``--image-folder``: zero-shot over the class folders, a linear probe and kNN on a seeded split."""
 
     user_data = True
+    needs = "image_folder"
 
     def items(self, inputs: EvalInputs) -> dict:
         return ud.image_folder_tasks(inputs.image_folder, inputs.class_names, limit=inputs.limit)
@@ -22,6 +23,7 @@ class CsvRetrieval(EvalTask):
     """``--csv``: retrieval between the file's unique captions and unique images."""
 
     user_data = True
+    needs = "csv"
 
     def items(self, inputs: EvalInputs) -> dict:
         return ud.csv_task(inputs.csv, *inputs.csv_keys, limit=inputs.limit)
