@@ -135,7 +135,18 @@ def test_compare_two_recipes_on_own_held_out_csv_with_validation_curves(emoji_co
     shared = small_run_overrides(pairs, tmp_path, **{"train.max_steps": 2, "train.epochs": 1})
     shared = [o for o in shared if not o.startswith("train.out_dir")] + ["eval.every_steps=1"]
     out = tmp_path / "report"
-    args = ["compare", "clip", "fast=clip", "--out", str(out), "--csv", str(held_out), "--set", *shared]
+    args = [
+        "compare",
+        "clip",
+        "fast=clip",
+        "--out",
+        str(out),
+        "--csv",
+        str(held_out),
+        "--caption-key",
+        "caption",
+    ]
+    args += ["--set", *shared]
     args += ["--set-for", "fast", "train.lr=1e-4"]
     assert main(args) == 0
     report = json.loads((out / "results.json").read_text())

@@ -21,7 +21,7 @@ def test_a_short_batch_is_reported_so_the_step_is_skipped():
 
 def test_every_image_missing_stops_with_named_examples_not_a_key_error(tmp_path, run_args):
     csv = tmp_path / "missing.csv"
-    csv.write_text("filepath,caption\n" + "".join(f"/nope/{i}.png,a cat {i}\n" for i in range(64)))
+    csv.write_text("filepath\tcaption\n" + "".join(f"/nope/{i}.png\ta cat {i}\n" for i in range(64)))
     cfg = load_config("clip", run_args(csv))
     with pytest.raises(
         TooManyBadSamples, match=r"64 of 64 samples could not be used.*/nope/\d+\.png: missing_file"

@@ -27,7 +27,21 @@ class KeyAndPixels:
 def shards(emoji_subset, tmp_path_factory):
     out = tmp_path_factory.mktemp("shards")
     assert (
-        main(["data", "shards", "--source", str(emoji_subset), "--out", str(out), "--shard-size", "20"]) == 0
+        main(
+            [
+                "data",
+                "shards",
+                "--source",
+                str(emoji_subset),
+                "--out",
+                str(out),
+                "--shard-size",
+                "20",
+                "--caption-key",
+                "caption",
+            ]
+        )
+        == 0
     )
     return out
 

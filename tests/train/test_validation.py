@@ -53,6 +53,7 @@ def test_train_validates_on_own_csv_logs_curves_and_keeps_epoch_checkpoints(emoj
             "train.keep_last": 2,
             "eval.at_end": "true",
             "eval.csv": str(held_out),
+            "eval.csv_keys": "[filepath, caption]",  # the emoji TSV's caption column
             "eval.limit": 16,
             "eval.every_steps": 3,
             "eval.every_epochs": 2,
