@@ -3,9 +3,10 @@
 from pathlib import Path
 
 
-def write_subset(corpus: Path, out: Path, n: int) -> Path:
+def write_subset(corpus: Path, out: Path, n: int, start: int = 0) -> Path:
+    """Twemoji pairs ``start`` to ``start + n`` as a TSV with absolute image paths."""
     lines = (corpus / "twemoji.tsv").read_text().splitlines()
-    header, rows = lines[0], lines[1 : n + 1]
+    header, rows = lines[0], lines[1 + start : 1 + start + n]
     cols = header.split("\t")
     fp = cols.index("filepath")
     fixed = []

@@ -124,13 +124,7 @@ def test_compare_checks_the_eval_data_before_any_row_trains(tmp_path, monkeypatc
 def test_compare_two_recipes_on_own_held_out_csv_with_validation_curves(emoji_corpus, tmp_path):
     from run_helpers import write_subset
 
-    lines = (emoji_corpus / "twemoji.tsv").read_text().splitlines()
-    held_out = tmp_path / "held_out.tsv"
-    fp = lines[0].split("\t").index("filepath")
-    rows = [row.split("\t") for row in lines[301:317]]
-    for cells in rows:
-        cells[fp] = str((emoji_corpus / cells[fp]).resolve())
-    held_out.write_text("\n".join([lines[0], *("\t".join(c) for c in rows)]) + "\n")
+    held_out = write_subset(emoji_corpus, tmp_path / "held_out.tsv", 16, start=300)  # not in the first 64
     pairs = write_subset(emoji_corpus, tmp_path / "train.tsv", 64)
     shared = small_run_overrides(pairs, tmp_path, **{"train.max_steps": 2, "train.epochs": 1})
     shared = [o for o in shared if not o.startswith("train.out_dir")] + ["eval.every_steps=1"]

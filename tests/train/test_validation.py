@@ -15,16 +15,7 @@ from synclip.train.loop import train
 
 def write_held_out(corpus: Path, out: Path, start: int = 256, n: int = 48) -> Path:
     """A TSV of Twemoji pairs the training subset (the first 256) does not hold."""
-    lines = (corpus / "twemoji.tsv").read_text().splitlines()
-    header, rows = lines[0], lines[1 + start : 1 + start + n]
-    fp = header.split("\t").index("filepath")
-    fixed = []
-    for row in rows:
-        cells = row.split("\t")
-        cells[fp] = str((corpus / cells[fp]).resolve())
-        fixed.append("\t".join(cells))
-    out.write_text("\n".join([header, *fixed]) + "\n")
-    return out
+    return write_subset(corpus, out, n, start)
 
 
 @pytest.fixture(scope="module")

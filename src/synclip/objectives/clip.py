@@ -33,7 +33,8 @@ class Clip(TemperatureObjective):
     ):
         super().__init__(model, source, **temperature)
         if not 0.0 <= patch_dropout < 1.0:
-            raise ValueError(f"clip.patch_dropout must be in [0, 1), got {patch_dropout}")
+            name = type(self).__name__.lower()
+            raise ValueError(f"{name}.patch_dropout must be in [0, 1), got {patch_dropout}")
         self.image_view, self.text_view = image_view, text_view
         self.patch_dropout = patch_dropout
 
@@ -43,9 +44,14 @@ class Clip(TemperatureObjective):
             Read(self.text_view, "text", self.source),
         ]
 
-    def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
+    def features(self, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit image and text features (B, D) of the source's pairs."""
         image = enc.image(self.image_view, self.source, self.patch_dropout)["features"]  # (B, D)
         text = enc.text(self.text_view, self.source)["features"]  # (B, D)
+        return image, text
+
+    def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
+        image, text = self.features(enc)  # (B, D) each
         out = clip_loss(image, text, self.scale())
         out["logit_scale"] = self.scale().detach()
         return out

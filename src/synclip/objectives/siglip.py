@@ -22,13 +22,15 @@ import torch
 from torch import nn
 
 from synclip.losses import siglip_loss
-from synclip.objectives.base import Encoded, Read, TemperatureObjective
+from synclip.objectives.base import Encoded
+from synclip.objectives.clip import Clip
 from synclip.registry import OBJECTIVES
 
 
 @OBJECTIVES.register("siglip")
-class Siglip(TemperatureObjective):
-    """Sigmoid loss between the ``image`` and ``text`` views of a source, with a learned bias."""
+class Siglip(Clip):
+    """Sigmoid loss between the ``image`` and ``text`` views of a source, with a learned bias; the views,
+    patch dropout and temperature are CLIP's (:class:`~synclip.objectives.clip.Clip`)."""
 
     def __init__(
         self,
@@ -42,27 +44,25 @@ class Siglip(TemperatureObjective):
         patch_dropout: float = 0.0,
         **temperature,
     ):
-        super().__init__(model, source, init_logit_scale=init_logit_scale, **temperature)
-        if not 0.0 <= patch_dropout < 1.0:
-            raise ValueError(f"siglip.patch_dropout must be in [0, 1), got {patch_dropout}")
+        super().__init__(
+            model,
+            source,
+            image_view,
+            text_view,
+            patch_dropout,
+            init_logit_scale=init_logit_scale,
+            **temperature,
+        )
         if not math.isfinite(init_logit_bias):
             raise ValueError(f"siglip.init_logit_bias must be finite, got {init_logit_bias}")
         self.logit_bias = nn.Parameter(torch.tensor(float(init_logit_bias)), requires_grad=learn_logit_bias)
-        self.image_view, self.text_view, self.patch_dropout = image_view, text_view, patch_dropout
-
-    def reads(self) -> list[Read]:
-        return [
-            Read(self.image_view, "image", self.source, self.patch_dropout),
-            Read(self.text_view, "text", self.source),
-        ]
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
-        image = enc.image(self.image_view, self.source, self.patch_dropout)["features"]  # (B, D)
-        text = enc.text(self.text_view, self.source)["features"]  # (B, D)
+        image, text = self.features(enc)  # (B, D) each
         out = siglip_loss(image, text, self.scale(), self.logit_bias)
         out["logit_scale"] = self.scale().detach()
         out["logit_bias"] = self.logit_bias.detach()
         return out
 
     def export_state(self) -> dict[str, torch.Tensor]:
-        return {"logit_scale": self.logit_scale.detach(), "logit_bias": self.logit_bias.detach()}
+        return {**super().export_state(), "logit_bias": self.logit_bias.detach()}
