@@ -60,7 +60,10 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
         config = state["config"]
         m = config["model"]
         model = create_model(
-            state["model_name"], image_size=m["image_size"], context_length=m["context_length"]
+            state["model_name"],
+            image_size=m["image_size"],
+            context_length=m["context_length"],
+            image_head=m.get("image_head", True),
         )
         weights = state["model"]
     else:
@@ -88,7 +91,7 @@ def _serve(model, exported: dict, image: dict, config: dict, heads: dict, device
     image_options = dict(view_defaults("image"))
     image_options.update(image)
     image_options["size"] = model.image_size
-    model.tokenizer = get_tokenizer(model.context_length)
+    model.tokenizer = get_tokenizer(model.context_length, model.tokenizer_file)
     model.preprocess = ImagePreprocess(image_options, model.tokenizer)
     model.logit_scale_value = float(torch.as_tensor(exported.get("logit_scale", math.log(1 / 0.07))).exp())
     model.exported = exported

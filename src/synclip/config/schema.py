@@ -37,6 +37,9 @@ class ModelConfig:
     lock_text: bool = False  # freeze the text tower
     unlocked_groups: int = 0  # leave the last N layer groups of each locked tower trainable
     freeze_bn_stats: bool = True  # BatchNorm statistics of a locked image tower stay as loaded
+    # False: no image projection, the embedding is the image tower's pooled feature and the text tower
+    # projects to its width (LiT's img_head=False, big_vision configs/proj/image_text/lit_coco.py)
+    image_head: bool = True
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import open_clip
 import torch
+from open_clip.transformer import VisionTransformer
 
 from synclip.models.two_tower import TwoTower
 
@@ -39,6 +40,7 @@ def create_model(
     image_size: int | None = None,
     patch_dropout: float = 0.0,
     context_length: int | None = None,
+    image_head: bool = True,
 ) -> TwoTower:
     """Build a two-tower model by architecture name.
 
@@ -49,6 +51,7 @@ def create_model(
             ``open_clip:<arch>:<tag or file>`` (:mod:`synclip.models.published`; its architecture
             must be ``name`` or its ``-quickgelu`` twin).
         image_size, patch_dropout, context_length: overrides of the architecture config.
+        image_head: False drops the image tower's projection (:func:`drop_image_head`).
     """
     cfg = model_config(name)
     if image_size is not None:
@@ -58,12 +61,48 @@ def create_model(
     if context_length is not None:
         cfg["text_cfg"]["context_length"] = context_length
     cfg.pop("custom_text", None)
-    if "hf_model_name" in cfg.get("text_cfg", {}):
-        raise ValueError(f"{name!r} uses a Hugging Face text tower, which synclip does not support yet")
+    if not image_head:
+        drop_image_head(cfg, name)
     model = TwoTower(name, **cfg)
+    if not image_head and isinstance(model.visual, VisionTransformer):
+        model.visual.proj = None  # the pooled (B, W) token is the embedding
     if pretrained:
         load_weights(model, pretrained)
     return model
+
+
+def image_width(cfg: dict) -> int:
+    """Width of the image tower's pooled feature (before any projection) for an architecture config."""
+    vision = cfg["vision_cfg"]
+    if vision.get("timm_model_name"):
+        import timm
+
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            trunk = timm.create_model(vision["timm_model_name"], pretrained=False, num_classes=0)
+        return int(trunk.num_features)
+    return int(vision.get("width", 768))
+
+
+def drop_image_head(cfg: dict, name: str) -> None:
+    """Rewrite ``cfg`` for an image tower without a projection head: LiT's ``img_head=False``.
+
+    big_vision's LiT config (``configs/proj/image_text/lit_coco.py``) defaults to ``img_head=False``:
+    ``out_dim = (None, dim)`` builds the image ViT with ``num_classes=None``, so ``models/vit.py``
+    returns its pre-logits (no ``head`` Dense), and the text tower projects to the image width ``dim``.
+    Here the shared embedding width becomes the image tower's pooled width and the image projection
+    goes: a timm tower gets open_clip's ``timm_proj: "none"`` (the pooled trunk features pass
+    through), a ViT has its ``proj`` removed after building (see :func:`create_model`).
+    """
+    vision = cfg["vision_cfg"]
+    resnet = isinstance(vision.get("layers"), (list, tuple))  # open_clip's ModifiedResNet, attention-pooled
+    if resnet or vision.get("attentional_pool") or vision.get("timm_pool") in ("abs_attn", "rot_attn"):
+        raise ValueError(
+            f"model.image_head=false needs an image tower that pools without projecting; {name!r} "
+            "pools with attention (which projects): use another architecture or model.image_head=true"
+        )
+    cfg["embed_dim"] = image_width(cfg)
+    if vision.get("timm_model_name"):
+        vision["timm_proj"] = "none"
 
 
 def load_weights(model: TwoTower, path: str) -> None:

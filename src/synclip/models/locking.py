@@ -27,6 +27,8 @@ from open_clip.timm_model import TimmModel
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
+from synclip.models.hf_text import hf_text_groups
+
 _BN = nn.modules.batchnorm._BatchNorm
 
 
@@ -37,7 +39,12 @@ def frozen(module: nn.Module | None) -> bool:
 
 
 def text_groups(model: nn.Module) -> list[list[nn.Parameter]]:
-    """Parameter groups of the text tower, input to output: embeddings, each resblock, ln_final, projection."""
+    """Parameter groups of the text tower, input to output: embeddings, each resblock, ln_final, projection.
+
+    A Hugging Face text tower (``model.text``): embeddings, each encoder layer, the rest of the model;
+    its new projection is no group and always trains (it starts random, as a timm tower's head)."""
+    if getattr(model, "text", None) is not None:
+        return hf_text_groups(model.text)
     groups = [[model.token_embedding.weight, model.positional_embedding]]
     groups += [list(block.parameters()) for block in model.transformer.resblocks]
     groups.append(list(model.ln_final.parameters()))
@@ -61,6 +68,12 @@ def lock_text(model: nn.Module, unlocked_groups: int = 0) -> list[str]:
 
 
 def _named_text_modules(model: nn.Module):
+    if getattr(model, "text", None) is not None:  # the Hugging Face model; its projection trains
+        yield from (
+            (f"text.transformer.{sub}" if sub else "text.transformer", m)
+            for sub, m in model.text.transformer.named_modules()
+        )
+        return
     for name in ("token_embedding", "transformer", "ln_final", "text_projection"):
         module = getattr(model, name, None)
         if isinstance(module, nn.Module):
@@ -141,6 +154,8 @@ def tower_frozen(model: nn.Module, tower: str) -> bool:
     """Whether ``model``'s ``image`` or ``text`` tower is fully locked."""
     if tower == "image":
         return frozen(model.visual)
+    if getattr(model, "text", None) is not None:
+        return frozen(model.text)  # with its projection
     params = [p for group in text_groups(model) for p in group]
     return bool(params) and not any(p.requires_grad for p in params)
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from open_clip.model import CLIP
 from open_clip.transformer import VisionTransformer, text_global_pool
 
+from synclip.models.hf_text import build_hf_text, hf_text_outputs
 from synclip.models.locking import image_forward, keep_locked_in_eval, no_grad_when_locked
 from synclip.models.masked_embed import masked_embeds
 
@@ -39,11 +40,40 @@ class TwoTower(CLIP):
     ``encode_image`` / ``encode_text`` behave as in open_clip (pooled, projected embeddings).
     ``image_outputs`` / ``text_outputs`` also return the pre-projection pooled feature and the
     per-token features that SimCLR heads, MLM heads and MIM objectives need.
+
+    A config whose ``text_cfg`` names ``hf_model_name`` gets a pre-trained Hugging Face text tower
+    instead of open_clip's text transformer, held as ``text`` (open_clip's ``CustomTextCLIP`` layout;
+    :mod:`synclip.models.hf_text`); ``tokenizer_file`` is then its ``tokenizer.json``.
     """
 
     def __init__(self, name: str, embed_dim: int, vision_cfg: dict, text_cfg: dict, **kwargs):
-        super().__init__(embed_dim, vision_cfg, text_cfg, **kwargs)
+        hf = text_cfg.get("hf_model_name")
+        # with a Hugging Face text tower, open_clip's CLIP builds a tiny placeholder text transformer
+        # that is removed right after (CLIP's constructor expects its own text tower)
+        own_text = {
+            "context_length": text_cfg.get("context_length", 77),
+            "width": 8,
+            "heads": 1,
+            "layers": 1,
+            "vocab_size": 1,
+        }
+        super().__init__(embed_dim, vision_cfg, own_text if hf else text_cfg, **kwargs)
         del self.logit_scale  # owned by the objectives that need one
+        self.text = None
+        self.tokenizer_file: str | None = None
+        if hf:
+            for attr in (
+                "transformer",
+                "token_embedding",
+                "positional_embedding",
+                "ln_final",
+                "text_projection",
+            ):
+                delattr(self, attr)
+            self.text = build_hf_text(text_cfg, embed_dim)
+            self.vocab_size = self.text.vocab_size
+            self.tokenizer_file = self.text.tokenizer_file
+            text_cfg = {**text_cfg, "width": self.text.config.hidden_size}
         self.name = name
         self.embed_dim = embed_dim
         self.image_size = int(self.visual.image_size[0])
@@ -100,6 +130,8 @@ class TwoTower(CLIP):
     @no_grad_when_locked("text")
     def text_outputs(self, text: torch.Tensor) -> dict[str, torch.Tensor]:
         """Encode token ids (B, L) -> ``embed`` (B, D), ``pooled`` (B, W), ``tokens`` (B, L, W)."""
+        if self.text is not None:
+            return hf_text_outputs(self.text, text)
         cast_dtype = self.transformer.get_cast_dtype()
         x = self.token_embedding(text).to(cast_dtype)  # (B, L, W)
         x = x + self.positional_embedding.to(cast_dtype)
@@ -113,6 +145,12 @@ class TwoTower(CLIP):
         else:
             embed = pooled @ self.text_projection  # (B, W) @ (W, D) -> (B, D)
         return {"embed": embed, "pooled": pooled, "tokens": tokens}
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        if self.text is None:
+            return super().set_grad_checkpointing(enable)
+        self.visual.set_grad_checkpointing(enable)
+        self.text.set_grad_checkpointing(enable)
 
     def generate(self, images, **options) -> list[str]:
         """One caption per image (a (B, 3, H, W) tensor or PIL images) from the captioning decoder in

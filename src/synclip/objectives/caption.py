@@ -347,7 +347,9 @@ def decode_captions(model: nn.Module, ids: torch.Tensor) -> list[str]:
     """Generated token ids (B, L) -> captions: the text between the start and the first end token."""
     from synclip.data.tokenizer import get_tokenizer
 
-    tokenizer = getattr(model, "tokenizer", None) or get_tokenizer(int(model.context_length))
+    tokenizer = getattr(model, "tokenizer", None) or get_tokenizer(
+        int(model.context_length), getattr(model, "tokenizer_file", None)
+    )
     return [tokenizer.decode(row) for row in ids.tolist()]
 
 

@@ -87,7 +87,7 @@ def _train(cfg: RunConfig) -> Path:
     run_dir = prepare_run_dir(cfg)
     pretrainer = sync_batchnorm(build_pretrainer(cfg).to(device), device)
     model = pretrainer.model
-    tokenizer = get_tokenizer(model.context_length)
+    tokenizer = get_tokenizer(model.context_length, model.tokenizer_file)
     views = pretrainer.recipe.views()
     data = build_loaders(cfg, views, tokenizer, model.image_size, t.accum_steps, model.patch_size)
     steps_per_epoch = data.steps_per_epoch

@@ -57,6 +57,7 @@ def build_pretrainer(cfg: RunConfig) -> Pretrainer:
         image_size=m.image_size,
         context_length=m.context_length,
         patch_dropout=m.patch_dropout,
+        image_head=m.image_head,
     )
     if published:
         load_state(model, published.state, where=m.pretrained)
