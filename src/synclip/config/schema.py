@@ -31,6 +31,9 @@ class ModelConfig:
     image_size: int | None = None  # override of the architecture's image size
     context_length: int | None = None  # override of the text context length
     patch_dropout: float = 0.0  # FLIP-style fraction of patch tokens dropped in training
+    # FLIP's text masking: fraction of each caption's real tokens the text tower drops in training (off
+    # as FLIP's code, configs/default.py model_txt.mask_ratio = 0.0; synclip.models.text_masking)
+    text_mask_ratio: float = 0.0
     grad_checkpointing: bool = False  # recompute tower activations in backward (open_clip's)
     image_init: str | None = None  # image tower weights: efficientnet-lite0 or a synclip/open_clip/timm file
     lock_image: bool = False  # LiT: freeze the image tower (eval mode, no grad); see synclip.models.locking

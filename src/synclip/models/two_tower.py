@@ -16,6 +16,7 @@ from open_clip.transformer import VisionTransformer, text_global_pool
 from synclip.models.hf_text import build_hf_text, hf_text_outputs
 from synclip.models.locking import image_forward, keep_locked_in_eval, no_grad_when_locked
 from synclip.models.masked_embed import masked_embeds
+from synclip.models.text_masking import gather_kept, text_keep_index
 
 NO_DECODER = (
     "{name} has no captioning decoder (no head with generate in model.heads): train a recipe with a "
@@ -81,6 +82,7 @@ class TwoTower(CLIP):
         self.patch_size = int(patch[0]) if patch is not None else None
         self.vision_width = vision_cfg.get("width", embed_dim)
         self.text_width = text_cfg.get("width", embed_dim)
+        self.text_mask_ratio = 0.0  # FLIP's text masking in training (synclip.models.text_masking)
         self.eval_modules: tuple[str, ...] = ()  # locked parts kept in eval mode (synclip.models.locking)
 
     def train(self, mode: bool = True) -> TwoTower:
@@ -129,13 +131,21 @@ class TwoTower(CLIP):
 
     @no_grad_when_locked("text")
     def text_outputs(self, text: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Encode token ids (B, L) -> ``embed`` (B, D), ``pooled`` (B, W), ``tokens`` (B, L, W)."""
+        """Encode token ids (B, L) -> ``embed`` (B, D), ``pooled`` (B, W), ``tokens`` (B, L, W).
+
+        In training with ``text_mask_ratio`` > 0 (FLIP's text masking) only the kept tokens are
+        encoded and ``tokens`` is (B, L', W), L' the longest kept caption."""
         if self.text is not None:
             return hf_text_outputs(self.text, text)
         cast_dtype = self.transformer.get_cast_dtype()
         x = self.token_embedding(text).to(cast_dtype)  # (B, L, W)
         x = x + self.positional_embedding.to(cast_dtype)
-        x = self.transformer(x, attn_mask=self.attn_mask)  # (B, L, W)
+        attn_mask = self.attn_mask
+        if self.training and self.text_mask_ratio > 0:  # FLIP's text masking: encode kept tokens only
+            index, kept = text_keep_index(text, self.text_mask_ratio)  # (B, L'), (B, 1)
+            text, x = gather_kept(text, x, index, kept)  # (B, L'), (B, L', W)
+            attn_mask = attn_mask[: text.shape[1], : text.shape[1]] if attn_mask is not None else None
+        x = self.transformer(x, attn_mask=attn_mask)  # (B, L, W)
         tokens = self.ln_final(x)  # (B, L, W)
         pooled = text_global_pool(tokens, text, self.text_pool_type, getattr(self, "text_eos_id", None))
         if self.text_projection is None:

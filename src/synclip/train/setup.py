@@ -61,6 +61,8 @@ def build_pretrainer(cfg: RunConfig) -> Pretrainer:
     )
     if published:
         load_state(model, published.state, where=m.pretrained)
+    if m.text_mask_ratio:
+        set_text_masking(model, m.text_mask_ratio, cfg.objectives)
     if m.image_init:
         init_image_tower(model, m.image_init)
     apply_locking(model, m.lock_image, m.lock_text, m.unlocked_groups, m.freeze_bn_stats)
@@ -77,6 +79,26 @@ def build_pretrainer(cfg: RunConfig) -> Pretrainer:
     elif m.pretrained:
         carry_recipe_state(recipe, m.pretrained)
     return Pretrainer(model, recipe)
+
+
+# objectives that read the text tower's per-token features, which text masking shortens
+TOKEN_READERS = ("mlm", "caption")
+
+
+def set_text_masking(model: TwoTower, ratio: float, objectives: dict) -> None:
+    """Turn on FLIP's text masking (``model.text_mask_ratio``), or say why it cannot be."""
+    if model.text is not None:
+        raise ConfigError(
+            "model.text_mask_ratio applies to open_clip's text transformer; this model has a Hugging Face "
+            "text tower: set model.text_mask_ratio=0"
+        )
+    readers = [n for n, o in objectives.items() if (o or {}).get("type", n) in TOKEN_READERS]
+    if readers:
+        raise ConfigError(
+            f"model.text_mask_ratio drops text tokens, but objectives {readers} read the text tower's "
+            "per-token features: set model.text_mask_ratio=0 or remove them"
+        )
+    model.text_mask_ratio = float(ratio)
 
 
 def tower_normalisation(m) -> tuple[tuple, tuple] | None:
