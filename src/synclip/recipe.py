@@ -41,6 +41,22 @@ class Recipe(nn.Module):
             if context is not None:
                 context.named(name).check_reads(self.objectives[name].reads())
         self._tie_temperatures()
+        self._tie_heads()
+
+    def _tie_heads(self) -> None:
+        """Objectives with ``heads_of`` (``text_simsiam``) use the named objective's SimSiam heads."""
+        for name, objective in self.objectives.items():
+            owner_name = getattr(objective, "heads_of", None)
+            if not owner_name:
+                continue
+            owner = self.objectives[owner_name] if owner_name in self.objectives else None
+            if owner is None or owner is objective or not hasattr(owner, "predictor"):
+                raise ValueError(
+                    f"objectives.{name}.heads_of: {owner_name!r} is not another objective with SimSiam "
+                    f"heads in this recipe ({', '.join(self.objectives)}); add a simsiam objective or set "
+                    f"objectives.{name}.heads_of=null for heads of its own"
+                )
+            objective.share_heads(owner)
 
     def _tie_temperatures(self) -> None:
         """Objectives with ``temperature_of`` use the named objective's ``logit_scale`` parameter."""

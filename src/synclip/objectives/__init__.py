@@ -13,6 +13,7 @@ from synclip.objectives import (  # noqa: F401
     siglip,
     simclr,
     simsiam,
+    text_simsiam,
     unicl,
 )
 from synclip.objectives.base import Encoded, Objective, TemperatureObjective, objective_options
