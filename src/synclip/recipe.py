@@ -120,6 +120,11 @@ class Recipe(nn.Module):
         pairs = any(o.towers() >= {"image", "text"} for o in active)
         return skipped or not pairs or any(o.may_leave_unused() for o in active)
 
+    def set_progress(self, step: int, total_steps: int) -> None:
+        """Tell every objective (weight 0 included) where training stands (:meth:`Objective.set_progress`)."""
+        for objective in self.objectives.values():
+            objective.set_progress(step, total_steps)
+
     @torch.no_grad()
     def post_step(self) -> None:
         for objective in self.active().values():
@@ -167,6 +172,9 @@ class Pretrainer(nn.Module):
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         return self.recipe(Encoded(self.model, batch), batch)
+
+    def set_progress(self, step: int, total_steps: int) -> None:
+        self.recipe.set_progress(step, total_steps)
 
     def post_step(self) -> None:
         self.recipe.post_step()
