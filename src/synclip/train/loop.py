@@ -134,6 +134,7 @@ def _train(cfg: RunConfig) -> Path:
                     continue
                 batch = to_device(batch, device)
                 set_lr(optimizer, cosine_lr(step, t.lr, t.warmup_steps, total_steps))
+                pretrainer.set_progress(step, total_steps)  # EMA schedules, late objectives
                 optimizer.zero_grad(set_to_none=True)
 
                 def check(out, step=step):
