@@ -291,6 +291,47 @@ def open_source(name: str, opts: dict, streaming: bool | None = None) -> tuple[o
     return dataset, rows, split
 
 
+EVAL_COLUMNS = {"caption_key": "text", "label_key": "label"}  # used for evaluation when the dataset has them
+EVAL_WHERE = "--hf-dataset"
+
+
+def eval_options(dataset, options: dict) -> dict:
+    """The source options to evaluate ``dataset`` with: ``options`` (``--hf-*`` flags, ``eval.hf_options``)
+    over the defaults, where a caption or label column not named is ``text`` / ``label`` when the
+    dataset has one; ValueError when it has neither or a named column is missing."""
+    unknown = sorted(set(options) - set(HF_DEFAULTS))
+    if unknown:
+        raise ValueError(f"{EVAL_WHERE}: unknown option(s) {unknown}; valid: {sorted(HF_DEFAULTS)}")
+    opts = {**HF_DEFAULTS, **options}
+    columns = columns_of(dataset)
+    for option, column in EVAL_COLUMNS.items():
+        if option not in options:
+            opts[option] = column if columns is None or column in columns else None
+    if opts["caption_key"] is None and opts["label_key"] is None:
+        raise ValueError(
+            f"{EVAL_WHERE}: the dataset has neither a 'text' nor a 'label' column (its columns: {columns}); "
+            "name its caption column with --hf-caption-key or its label column with --hf-label-key"
+        )
+    for option in ("img_key", "caption_key", "label_key"):
+        check_column(columns, option, opts[option], EVAL_WHERE)
+    return opts
+
+
+def open_for_eval(data_dir: str | Path, options: dict | None = None, streaming: bool = False):
+    """``(prepared dataset, HFRows, split, options)`` of ``data_dir`` for evaluation: the split named in
+    ``options`` or else the only one, ``test`` or ``validation``; columns as :func:`eval_options`."""
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    split, fmt = options.get("split"), options.get("format")
+    dataset, split = open_hf(
+        data_dir, fmt, split, streaming, options.get("data_files"), options.get("cache_dir"), EVAL_WHERE
+    )
+    opts = {**eval_options(dataset, options), "data_dir": str(data_dir), "split": split}
+    if streaming:  # a check of the request: the columns are there, nothing more is read
+        return dataset, None, split, opts
+    dataset, rows = prepared(dataset, opts, True, EVAL_WHERE)
+    return dataset, rows, split, opts
+
+
 @register_source("hf_dataset", **HF_DEFAULTS)
 def build_hf_source(name: str, opts: dict) -> HFImageText:
     """A map-style :class:`HFImageText`; a streaming source is built by the trainer's loaders."""
