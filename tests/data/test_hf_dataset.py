@@ -135,3 +135,53 @@ def test_stream_resume_skips_what_each_worker_produced(folders):
     full = [b["key"] for b in loader.epoch_batches(1)]
     resumed = [b["key"] for b in loader.epoch_batches(1, start_batch=3)]
     assert len(full) == 6 and resumed == full[3:]
+
+
+def test_save_to_disk_folders_and_path_columns_are_read(tmp_path):
+    import datasets
+
+    from hf_helpers import table
+
+    saved = tmp_path / "saved"
+    table(8).save_to_disk(str(saved), num_shards=2)  # read with load_from_disk, not load_dataset
+    source = build_source("pairs", {"kind": "hf_dataset", "data_dir": str(saved), "label_key": "label"})
+    assert sorted(_number(source[i]["caption"]) for i in range(8)) == list(range(8))
+    spec = {"kind": "hf_dataset", "data_dir": str(saved), "streaming": True}
+    dataset, rows, _ = open_source("pairs", resolve_source("pairs", spec)[1])
+    assert dataset.num_shards == 2 and count_rows(dataset, rows) == 8
+
+    paths = tmp_path / "paths"  # an image column of file paths relative to data_dir
+    (paths / "img").mkdir(parents=True)
+    for i in range(4):
+        image(i).save(paths / "img" / f"{i}.png")
+    rows = {"file": [f"img/{i}.png" for i in range(4)], "text": [caption(i) for i in range(4)]}
+    datasets.Dataset.from_dict(rows).to_parquet(str(paths / "train.parquet"))
+    source = build_source("pairs", {"kind": "hf_dataset", "data_dir": str(paths), "img_key": "file"})
+    assert np.array_equal(np.asarray(source[3]["image"]), np.asarray(image(3)))
+
+
+def test_label_columns_without_class_names(tmp_path):
+    import datasets
+
+    root = tmp_path / "names"
+    root.mkdir()
+    (root / "img").mkdir()
+    for i in range(4):
+        image(i).save(root / "img" / f"{i}.png")
+    rows = {"file": [f"img/{i}.png" for i in range(4)], "kind": [CLASSES[i % 2] for i in range(4)]}
+    datasets.Dataset.from_dict(rows).to_parquet(str(root / "train.parquet"))
+    spec = {
+        "kind": "hf_dataset",
+        "data_dir": str(root),
+        "img_key": "file",
+        "caption_key": None,
+        "label_key": "kind",
+    }
+    source = build_source("labels", spec)  # map-style: the sorted names in the column
+    assert source.classes == CLASSES and source[1]["class_name"] == "red" and source[1]["label"] == 1
+    with pytest.raises(ValueError, match=r"streamed label column of strings \('kind'\).*classes="):
+        open_source("labels", resolve_source("labels", {**spec, "streaming": True})[1])
+    opts = resolve_source("labels", {**spec, "streaming": True, "classes": ["red", "blue"]})[1]
+    dataset, rows, _ = open_source("labels", opts)
+    stream = HFStream(dataset, rows, Pixels(), passes=1)
+    assert sorted(x["label"] for x in stream) == [0, 0, 1, 1]  # red -> 0 in the list given

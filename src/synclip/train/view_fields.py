@@ -6,8 +6,9 @@ Each source kind gives fixed sample fields (image-text sources a ``caption``, la
 template, :func:`prompted_views`). Every view an active objective reads from a source is applied to a
 small synthetic sample with exactly those fields; a view that asks for a field the source lacks (the
 ``text`` view over an image folder) is a ConfigError naming the view, the field and a fix, instead of
-a DataLoader worker's KeyError after the model is built. Webdataset sources hold whatever their
-shards hold, so they are not checked.
+a DataLoader worker's KeyError after the model is built. An ``hf_dataset`` source gives the fields
+its ``caption_key`` / ``label_key`` options name (:func:`source_fields`). Webdataset sources hold
+whatever their shards hold, so they are not checked.
 """
 
 from __future__ import annotations
