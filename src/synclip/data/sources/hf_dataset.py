@@ -138,7 +138,10 @@ def class_names(
         if not isinstance(classes, list) or (
             names is not None and not by_name and len(classes) != len(names)
         ):
-            raise ValueError(f"{where}: classes must list the {len(names or [])} class names in label order")
+            count = f"the {len(names)} " if names is not None and not by_name else ""
+            raise ValueError(
+                f"{where}: classes must be a list of {count}class names in label order, got {classes!r}"
+            )
         names = [str(c) for c in classes]
     return names, by_name
 
