@@ -56,3 +56,28 @@ def test_map_style_source_with_a_missing_column_fails_before_training(tmp_path, 
     assert main(["train", "clip", *overrides]) != 0
     err = capsys.readouterr().err
     assert "no column 'caption' (caption_key)" in err and "'text'" in err
+
+
+@pytest.mark.slow
+def test_resume_mid_epoch_from_a_streamed_dataset_equals_an_uninterrupted_run(tmp_path):
+    import torch
+
+    from synclip.config import load_config
+    from synclip.train.loop import train
+
+    parquet = write_parquet(tmp_path / "parquet")
+    source = (
+        "{pairs: {kind: hf_dataset, data_dir: '" + str(parquet) + "', streaming: true, shuffle_buffer: 8}}"
+    )
+    base = small_run_overrides(
+        "unused.tsv", tmp_path / "runs", **{"data.sources": source, "train.batch_size": 4, "train.epochs": 1}
+    )
+    straight = train(load_config("clip", [*base, "train.name=straight"]))
+    resumed_args = [*base, "train.name=resumed", "train.checkpoint_every=3"]
+    train(load_config("clip", [*resumed_args, "train.max_steps=3"]))
+    resumed = train(load_config("clip", [*resumed_args, "train.resume=auto"]))
+    a = read_synclip_checkpoint(straight / "checkpoint.pt")
+    b = read_synclip_checkpoint(resumed / "checkpoint.pt")
+    assert a["step"] == b["step"] == 6  # 24 rows counted from the stream, batches of 4
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
