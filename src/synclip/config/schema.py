@@ -47,7 +47,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    # source name -> {kind: emoji|csv|image_folder|webdataset|fashion_mnist|mnist5k|emoji_labels, ...};
+    # source name -> {kind: emoji|csv|image_folder|webdataset|hf_dataset|fashion_mnist|mnist5k|emoji_labels, ...};
     # objectives read the source named in their options
     sources: dict = field(default_factory=lambda: {"pairs": {"kind": "emoji", "style": "twemoji"}})
     workers: int = 2
@@ -103,15 +103,19 @@ class EvalConfig:
     templates: str | None = None
     benchmark: str | None = None  # imagenet1k, wds/<name>, a CLIP_benchmark dataset (synclip.eval.benchmark)
     data_root: str | None = None  # where the benchmark's local copy is
+    hf_dataset: str | None = None  # a local Hugging Face dataset folder (synclip.data.sources.hf_dataset)
+    hf_options: dict | None = None  # its options: split, format, img_key, caption_key, label_key, classes
     every_steps: int | None = None  # also evaluate every N steps during training (metrics.jsonl, TensorBoard)
     every_epochs: int | None = None  # ... and/or at the end of every N-th epoch
 
     def data_options(self) -> dict:
         """The keyword arguments of :func:`synclip.eval.run.evaluate` this section sets (data, templates)."""
-        names = ("image_folder", "class_names", "csv", "templates", "benchmark", "data_root")
+        names = ("image_folder", "class_names", "csv", "templates", "benchmark", "data_root", "hf_dataset")
         out = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         if self.csv_keys is not None:
             out["csv_keys"] = tuple(self.csv_keys)
+        if self.hf_options:
+            out["hf_options"] = dict(self.hf_options)
         return out
 
 
@@ -200,6 +204,10 @@ def build_config(raw: dict) -> RunConfig:
     if keys is not None and (len(keys) not in (2, 3) or not all(isinstance(k, str) for k in keys)):
         raise ConfigError(
             f"eval.csv_keys must be [image column, caption column] or [image, caption, separator], got {keys!r}"
+        )
+    if cfg.eval.hf_options is not None and not isinstance(cfg.eval.hf_options, dict):
+        raise ConfigError(
+            f"eval.hf_options must be a mapping such as {{split: test, label_key: label}}, got {cfg.eval.hf_options!r}"
         )
     problems = range_problems(cfg)
     if problems:

@@ -20,6 +20,7 @@ from synclip import distributed as dist
 from synclip.data.collate import collate
 from synclip.data.shards import ShardStream, expand_urls
 from synclip.data.sources import build_source, resolve_source
+from synclip.data.streams import SampleStream
 from synclip.data.views import ViewDataset, make_views, resolve_view
 from synclip.data.views.multi_crop import local_size
 from synclip.train.view_fields import prompted_views
@@ -179,7 +180,8 @@ class SourceLoader:
 
 
 class StreamLoader:
-    """A webdataset source: ``num_samples // (B * world)`` batches per epoch from a :class:`ShardStream`.
+    """A streamed source: ``num_samples // (B * world)`` batches per epoch from a
+    :class:`~synclip.data.streams.SampleStream` (webdataset shards, a streaming Hugging Face dataset).
 
     Workers are not persistent, so each epoch's stream is rebuilt from (seed, epoch). On resume at batch
     s, worker w (which produced batches w, w + W, ... in the DataLoader's round-robin order) skips the
@@ -187,7 +189,7 @@ class StreamLoader:
     yields first.
     """
 
-    def __init__(self, stream: ShardStream, batch_size: int, num_samples: int, workers: int):
+    def __init__(self, stream: SampleStream, batch_size: int, num_samples: int, workers: int):
         self.stream, self.batch_size, self.workers = stream, batch_size, workers
         self.num_samples = num_samples
         if self.batches_per_epoch() == 0:
@@ -263,10 +265,13 @@ def build_loaders(
         spec = dict(cfg.data.sources[source])
         batch_size = (spec.pop("batch_size", None) or cfg.train.batch_size) * accum_steps
         view_fns = make_views(resolve_views(views, cfg.views, image_size, patch_size), tokenizer, train=True)
-        view_fns = prompted_views(view_fns, views, cfg.views, spec.get("kind"))
+        view_fns = prompted_views(view_fns, views, cfg.views, spec)
         seed = cfg.train.seed + 7919 * i
         if spec.get("kind") == "webdataset":
             loaders[source] = _stream_loader(source, spec, view_fns, batch_size, seed, cfg.data.workers)
+            continue
+        if spec.get("kind") == "hf_dataset" and spec.get("streaming"):
+            loaders[source] = _hf_stream_loader(source, spec, view_fns, batch_size, seed, cfg.data.workers)
             continue
         dataset = ViewDataset(build_source(source, spec), view_fns)
         loaders[source] = SourceLoader(dataset, batch_size, seed, cfg.data.workers)
@@ -284,4 +289,17 @@ def _stream_loader(name: str, spec: dict, views, batch_size: int, seed: int, wor
             raise ValueError(f"data.sources.{name}.num_samples is required (no sizes.json beside the shards)")
         num_samples = sum(json.loads(sizes.read_text()).values())
     stream = ShardStream(opts["urls"], views, seed, bool(opts["resampled"]), int(opts["shuffle_buffer"]))
+    return StreamLoader(stream, batch_size, int(num_samples), workers)
+
+
+def _hf_stream_loader(name: str, spec: dict, views, batch_size: int, seed: int, workers: int) -> StreamLoader:
+    """A streaming Hugging Face dataset (:class:`synclip.data.hf_stream.HFStream`); an epoch is
+    ``num_samples`` rows, counted from the stream (one pass over a text or label column) when not given."""
+    from synclip.data.hf_stream import HFStream, count_rows
+    from synclip.data.sources.hf_dataset import open_source
+
+    _, opts = resolve_source(name, spec)
+    dataset, rows, _ = open_source(name, opts)
+    num_samples = opts["num_samples"] or count_rows(dataset, rows)
+    stream = HFStream(dataset, rows, views, seed, int(opts["shuffle_buffer"]))
     return StreamLoader(stream, batch_size, int(num_samples), workers)
