@@ -25,7 +25,7 @@ embeds the ids itself and provides the [MASK] token of parallel prediction.
 from __future__ import annotations
 
 import torch
-from open_clip.transformer import AttentionalPooler, LayerNorm, MultimodalTransformer
+from open_clip.transformer import AttentionalPooler, LayerNorm, MultimodalTransformer, QuickGELU
 from torch import nn
 
 # open_clip's ``MultimodalCfg`` defaults (open_clip/coca_model.py): attentional pooler queries and heads
@@ -64,6 +64,8 @@ class CaptionDecoder(nn.Module):
             cross-attention as they are (CapPa), which needs ``image_width == width``.
         pooler_heads: heads of the attentional pooler (open_clip's default 8).
         mlp_ratio: MLP width / width in every block (open_clip's 4).
+        quick_gelu, ls_init_value: the activation and layer scale of open_clip's
+            ``_build_text_decoder_tower`` (the model config's ``quick_gelu``, ``multimodal_cfg.ls_init_value``).
     """
 
     def __init__(
@@ -77,6 +79,8 @@ class CaptionDecoder(nn.Module):
         n_queries: int | None = N_QUERIES,
         pooler_heads: int = POOLER_HEADS,
         mlp_ratio: float = 4.0,
+        quick_gelu: bool = False,
+        ls_init_value: float | None = None,
     ):
         super().__init__()
         if n_queries is None and image_width != width:
@@ -97,6 +101,8 @@ class CaptionDecoder(nn.Module):
             heads=heads,
             context_length=context_length,
             mlp_ratio=mlp_ratio,
+            ls_init_value=ls_init_value,
+            act_layer=QuickGELU if quick_gelu else nn.GELU,
             output_dim=vocab_size,
         )
         _init_decoder(self.text_decoder)

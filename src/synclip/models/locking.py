@@ -39,6 +39,9 @@ def frozen(module: nn.Module | None) -> bool:
 def text_groups(model: nn.Module) -> list[list[nn.Parameter]]:
     """Parameter groups of the text tower, input to output: embeddings, each resblock, ln_final, projection."""
     groups = [[model.token_embedding.weight, model.positional_embedding]]
+    cls = getattr(getattr(model, "text", None), "cls_emb", None)  # CoCa's appended CLS embedding
+    if isinstance(cls, nn.Parameter):
+        groups[0].append(cls)
     groups += [list(block.parameters()) for block in model.transformer.resblocks]
     groups.append(list(model.ln_final.parameters()))
     projection = model.text_projection
@@ -61,11 +64,14 @@ def lock_text(model: nn.Module, unlocked_groups: int = 0) -> list[str]:
 
 
 def _named_text_modules(model: nn.Module):
+    # CLIP keeps the text tower's parts on the model; CoCa (synclip.models.coca_towers) under ``text``
+    text = getattr(model, "text", None)
+    root, prefix = (text, "text.") if isinstance(text, nn.Module) else (model, "")
     for name in ("token_embedding", "transformer", "ln_final", "text_projection"):
-        module = getattr(model, name, None)
+        module = getattr(root, name, None)
         if isinstance(module, nn.Module):
             for sub, m in module.named_modules():
-                yield (f"{name}.{sub}" if sub else name), m
+                yield prefix + (f"{name}.{sub}" if sub else name), m
 
 
 def lock_image(model: nn.Module, unlocked_groups: int = 0, freeze_bn_stats: bool = True) -> list[str]:

@@ -22,6 +22,13 @@ NO_DECODER = (
 )
 
 
+def coca_pooling(visual: VisionTransformer) -> bool:
+    """Whether ``visual`` pools as open_clip's CoCa ViT: one attentional pooler over all tokens (CLS
+    included) before ``ln_post``, whose first query is the contrastive embedding and whose other queries
+    are the tokens the captioning decoder reads (``open_clip.transformer.VisionTransformer._pool``)."""
+    return visual.attn_pool is not None and getattr(visual, "attn_pool_contrastive", None) is None
+
+
 def drop_patches(x: torch.Tensor, fraction: float) -> torch.Tensor:
     """Keep the CLS token and a random ``1 - fraction`` of the other tokens of each row (B, 1 + P, W)."""
     if not 0 <= fraction < 1:
@@ -44,13 +51,17 @@ class TwoTower(CLIP):
     def __init__(self, name: str, embed_dim: int, vision_cfg: dict, text_cfg: dict, **kwargs):
         super().__init__(embed_dim, vision_cfg, text_cfg, **kwargs)
         del self.logit_scale  # owned by the objectives that need one
+        self._describe(name, embed_dim, vision_cfg.get("width", embed_dim), text_cfg.get("width", embed_dim))
+
+    def _describe(self, name: str, embed_dim: int, vision_width: int, text_width: int) -> None:
+        """The sizes objectives read: ``image_size``, ``patch_size`` (ViT towers, else None), widths."""
         self.name = name
         self.embed_dim = embed_dim
         self.image_size = int(self.visual.image_size[0])
         patch = getattr(self.visual, "patch_size", None)  # (h, w) for ViT towers
         self.patch_size = int(patch[0]) if patch is not None else None
-        self.vision_width = vision_cfg.get("width", embed_dim)
-        self.text_width = text_cfg.get("width", embed_dim)
+        self.vision_width = vision_width  # width of image_outputs' "pooled" and "tokens"
+        self.text_width = text_width
         self.eval_modules: tuple[str, ...] = ()  # locked parts kept in eval mode (synclip.models.locking)
 
     def train(self, mode: bool = True) -> TwoTower:
@@ -71,6 +82,8 @@ class TwoTower(CLIP):
 
         Returns ``embed`` (B, D) projected, not normalised; for ViT towers also ``pooled`` (B, W), the
         feature before the projection, and ``tokens`` (B, P, W), the patch features after the final norm.
+        A CoCa ViT (:func:`coca_pooling`) returns its attentional pooler's outputs instead: ``pooled``
+        (B, D) the first query, ``tokens`` (B, Q - 1, D) the others, as open_clip's ``CoCa`` does.
         ``patch_dropout`` (FLIP, Li et al. 2023, https://arxiv.org/abs/2212.00794) keeps a random
         ``1 - patch_dropout`` of the patch tokens of each image (and always the CLS token), on top of
         the architecture's own patch dropout; objectives use it on their self-supervised views.
@@ -80,7 +93,8 @@ class TwoTower(CLIP):
         """
         visual = self.visual
         masking = mask is not None or mask_token is not None or keep is not None
-        if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
+        vit = isinstance(visual, VisionTransformer)
+        if not vit or (visual.attn_pool is not None and (masking or not coca_pooling(visual))):
             if masking:
                 raise ValueError(f"{self.name}: mask / keep need a plain ViT image tower")
             return {"embed": image_forward(visual, image)}  # a locked timm trunk runs without grad
@@ -93,7 +107,9 @@ class TwoTower(CLIP):
         if patch_dropout > 0:
             x = drop_patches(x, patch_dropout)  # (B, 1 + P', W)
         x = visual.transformer(x)  # (B, 1 + P, W)
-        pooled, tokens = visual._pool(x)  # (B, W), (B, P, W)
+        # plain ViT: (B, W) CLS or mean, (B, P, W) patches after ln_post; CoCa's attentional pooler:
+        # (B, D) its first query, (B, Q - 1, D) the other queries, after ln_post
+        pooled, tokens = visual._pool(x)
         embed = pooled @ visual.proj if visual.proj is not None else pooled  # (B, D)
         return {"embed": embed, "pooled": pooled, "tokens": tokens}
 
