@@ -169,3 +169,14 @@ def test_the_coca_checkpoint_round_trips_through_synclip_load(coca_run, exported
     # training resumes from the checkpoint's model weights (text_decoder.* are not tower weights)
     model = create_model(ARCH, pretrained=str(coca_run / "checkpoint.pt"))
     assert torch.equal(model.encode_image(images), from_checkpoint.encode_image(images))
+
+
+def test_options_that_open_clips_coca_cannot_hold_say_what_to_do():
+    model = create_model(ARCH)
+    for options, hint in (
+        ({"text_input": "embedding"}, "text_input=tower"),
+        ({"width": 32}, "multimodal_cfg sets width=64: leave it unset"),
+        ({"n_queries": 4}, "pools 9 queries itself"),
+    ):
+        with pytest.raises(ValueError, match=hint):
+            Recipe(model, {"caption": options})

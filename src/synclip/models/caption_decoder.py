@@ -10,12 +10,13 @@
 The layers are open_clip's own: ``text_decoder`` is an ``open_clip.transformer.MultimodalTransformer``
 (causal self-attention blocks ``resblocks.*`` interleaved with cross-attention blocks ``cross_attn.*``,
 then ``ln_final`` and ``text_projection`` (W, V) to the vocabulary), built as ``open_clip.coca_model``'s
-``_build_text_decoder_tower`` does; ``image_pool`` is open_clip's ``AttentionalPooler``. Their state
-dict keys therefore map one to one onto open_clip's ``CoCa``:
+``_build_text_decoder_tower`` does; ``image_pool`` is open_clip's ``AttentionalPooler``.
 
-    text_decoder.*  ->  text_decoder.*        (identical modules and shapes)
-    image_pool.*    ->  visual.attn_pool.*    (open_clip's original CoCa pools the ViT's tokens)
-    image_norm.*    ->  visual.ln_post.*      (that CoCa applies ln_post after the pooler)
+With open_clip's CoCa towers (:mod:`synclip.models.coca_towers`) the image tower pools, so the decoder
+has no ``image_pool`` (``n_queries=None``) and ``text_decoder.*`` is exported as it is: open_clip's
+``CoCa`` loads it with ``strict=True``. On a plain CLIP tower, ``image_pool`` pools the patch tokens
+after ``ln_post`` (CLS left out), which open_clip's CoCa does not do (it pools all tokens before
+``ln_post``), so that layout is not exported to open_clip (see :mod:`synclip.objectives.caption`).
 
 CoCa's decoder input is the unimodal text tower's per-token output for ``tokens[:, :-1]`` (open_clip:
 ``CoCa.text`` with ``embed_cls``, tokens taken before ``ln_final``); for CapPa, :class:`TokenEmbedding`

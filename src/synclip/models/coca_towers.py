@@ -17,7 +17,11 @@ the same there:
   towers, and ``logit_scale`` is the ``clip`` objective's.
 
 A config is a CoCa config when it has ``multimodal_cfg`` (open_clip's rule, with ``custom_text``).
-The state dict has open_clip's ``CoCa`` layout: ``visual.*``, ``text.*``.
+The state dict has open_clip's ``CoCa`` layout: ``visual.*``, ``text.*``. synclip's configs:
+``coca-tiny-vit-48`` (the ``coca`` recipe's model: ``tiny-vit-48``'s towers with open_clip's CoCa
+pooler defaults, 256 queries and 8 heads, and a decoder as deep and wide as the text tower, as
+``coca_ViT-B-32``) and ``coca-micro-vit-32`` (tests; 9 pooler queries and one decoder layer, ours,
+to stay fast).
 """
 
 from __future__ import annotations
