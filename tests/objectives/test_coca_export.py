@@ -180,3 +180,18 @@ def test_options_that_open_clips_coca_cannot_hold_say_what_to_do():
     ):
         with pytest.raises(ValueError, match=hint):
             Recipe(model, {"caption": options})
+
+
+def test_published_coca_weights_load_with_their_decoder(tmp_path, open_clip_generation):
+    """open_clip CoCa weights (open_clip:ARCH:FILE, as a published tag resolves) caption in synclip."""
+    torch.manual_seed(0)
+    coca = open_clip.create_model(ARCH).eval()
+    with torch.no_grad():
+        coca.text_decoder.text_projection.normal_(std=0.1)  # open_clip leaves it uninitialised
+    path = tmp_path / "coca.pt"
+    torch.save(coca.state_dict(), path)
+    model = load(f"open_clip:{ARCH}:{path}")
+    assert isinstance(model, CocaTowers) and "caption" in model.heads
+    torch.manual_seed(1)
+    images = 2 * torch.randn(4, 3, model.image_size, model.image_size)  # (4, 3, H, W)
+    _same_greedy_ids(model, model.heads["caption"], coca, images)

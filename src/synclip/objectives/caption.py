@@ -423,6 +423,18 @@ class CaptionHead(nn.Module):
         return torch.nn.functional.pad(ll, (0, full - length))  # (B, C, L - 1): 0 where cut
 
 
+def published_coca_head(model: nn.Module, exported: dict[str, torch.Tensor]) -> dict | None:
+    """A saved-head entry (``{"type", "options", "state"}``, as checkpoints keep them) for the
+    ``text_decoder.*`` that published CoCa weights keep beside their towers, or None without one:
+    :func:`synclip.load` of ``open_clip:coca_ViT-B-32:<tag>`` then captions with open_clip's decoder."""
+    decoder = {k: v for k, v in exported.items() if k.startswith("text_decoder.")}
+    if not decoder or not coca_layout(model):
+        return None
+    settings = coca_decoder_settings(model, "tower", None, None, None, None)
+    state = {"settings": settings, "text_input": "tower", "decoder": decoder, "embedding": None}
+    return {"type": "caption", "options": {}, "state": state}
+
+
 def decode_captions(model: nn.Module, ids: torch.Tensor) -> list[str]:
     """Generated token ids (B, L) -> captions: the text between the start and the first end token."""
     from synclip.data.tokenizer import get_tokenizer
