@@ -12,6 +12,7 @@ from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views, view_defaults
 from synclip.io.checkpoint import FORMAT, CheckpointError, read_checkpoint
 from synclip.models import TwoTower, create_model, load_state
+from synclip.objectives.caption import published_coca_head
 from synclip.recipe import build_heads, saved_heads
 
 
@@ -37,7 +38,8 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
     ``heads``: ``{objective name: module}``, the inference heads its objectives saved (a ``classify``
     objective's :class:`~synclip.objectives.classify.ClassifierHead`, say), rebuilt through the
     objective registry; empty for recipes without one. Files written by ``synclip export`` carry them
-    too.
+    too. Published CoCa weights (``open_clip:coca_ViT-B-32:<tag>``) get their decoder as
+    ``heads["caption"]``, so ``model.generate`` captions with it.
     """
     from synclip.models.published import SYNTAX, is_published, read_published
 
@@ -46,12 +48,13 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
         published = read_published(str(path))
         model = create_model(published.arch)
         load_state(model, published.state, where=str(path))
+        coca = published_coca_head(model, published.exported)  # a CoCa's decoder: model.heads["caption"]
         return _serve(
             model,
             published.exported,
             {"mean": published.mean, "std": published.std},
             {},
-            {},
+            {"caption": coca} if coca else {},
             device,
             published.path,
         )

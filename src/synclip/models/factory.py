@@ -10,6 +10,7 @@ import open_clip
 import torch
 from open_clip.transformer import VisionTransformer
 
+from synclip.models.coca_towers import CocaTowers
 from synclip.models.two_tower import TwoTower
 
 _CONFIG_DIR = Path(__file__).parent / "configs"
@@ -46,6 +47,8 @@ def create_model(
 
     Args:
         name: a synclip config (``tiny-vit-48``, ``micro-vit-32``) or an open_clip one (``ViT-B-32``).
+            A config with ``multimodal_cfg`` (``coca-tiny-vit-48``, open_clip's ``coca_ViT-B-32``) gives
+            :class:`~synclip.models.coca_towers.CocaTowers`, open_clip's CoCa towers.
         pretrained: path to weights in open_clip's state-dict layout (an open_clip checkpoint or a
             file written by ``synclip export``), a synclip checkpoint, or published weights
             ``open_clip:<arch>:<tag or file>`` (:mod:`synclip.models.published`; its architecture
@@ -63,7 +66,12 @@ def create_model(
     cfg.pop("custom_text", None)
     if not image_head:
         drop_image_head(cfg, name)
-    model = TwoTower(name, **cfg)
+    if "multimodal_cfg" in cfg:  # open_clip builds a CoCa for these (with custom_text)
+        if context_length is not None:
+            cfg["multimodal_cfg"]["context_length"] = context_length
+        model: TwoTower = CocaTowers(name, **cfg)
+    else:
+        model = TwoTower(name, **cfg)
     if not image_head and isinstance(model.visual, VisionTransformer):
         model.visual.proj = None  # the pooled (B, W) token is the embedding
     if pretrained:
@@ -128,10 +136,17 @@ def load_weights(model: TwoTower, path: str) -> None:
     load_state(model, state, where=str(path))
 
 
+def beside_towers(key: str) -> bool:
+    """Keys of an open_clip state dict that objectives own, not the towers: ``logit_scale``,
+    ``logit_bias`` and CoCa's ``text_decoder.*`` (the ``caption`` objective's decoder)."""
+    return key in ("logit_scale", "logit_bias") or key.startswith("text_decoder.")
+
+
 def load_state(model: TwoTower, state: dict, where: str = "the state dict") -> None:
-    """Load an open_clip-layout state dict; ``module.`` prefixes and ``logit_scale`` are ignored."""
+    """Load an open_clip-layout state dict into the towers; ``module.`` prefixes and what
+    :func:`beside_towers` names are ignored."""
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if k not in ("logit_scale", "logit_bias")}
+    state = {k: v for k, v in state.items() if not beside_towers(k)}
     own = model.state_dict()
     for key, value in state.items():
         if key in own and value.shape != own[key].shape:

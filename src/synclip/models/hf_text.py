@@ -93,3 +93,11 @@ def hf_text_groups(encoder: nn.Module) -> list[list[nn.Parameter]]:
     seen = {id(p) for g in groups for p in g}
     rest = [p for p in model.parameters() if id(p) not in seen]
     return [g for g in [*groups, rest] if g]
+
+
+def hf_text_tower(model: nn.Module) -> nn.Module | None:
+    """``model.text`` when it is a Hugging Face text tower (open_clip's ``HFTextEncoder``, which holds
+    the model's ``config``), else None: CoCa towers (:mod:`synclip.models.coca_towers`) also keep an
+    open_clip ``TextTransformer`` under ``text``."""
+    text = getattr(model, "text", None)
+    return text if text is not None and hasattr(text, "config") else None

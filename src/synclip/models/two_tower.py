@@ -24,6 +24,13 @@ NO_DECODER = (
 )
 
 
+def coca_pooling(visual: VisionTransformer) -> bool:
+    """Whether ``visual`` pools as open_clip's CoCa ViT: one attentional pooler over all tokens (CLS
+    included) before ``ln_post``, whose first query is the contrastive embedding and whose other queries
+    are the tokens the captioning decoder reads (``open_clip.transformer.VisionTransformer._pool``)."""
+    return visual.attn_pool is not None and getattr(visual, "attn_pool_contrastive", None) is None
+
+
 def drop_patches(x: torch.Tensor, fraction: float) -> torch.Tensor:
     """Keep the CLS token and a random ``1 - fraction`` of the other tokens of each row (B, 1 + P, W)."""
     if not 0 <= fraction < 1:
@@ -48,7 +55,8 @@ def image_tower_outputs(
     copy of it). A ViT also takes images of another size than its own (multi-crop local crops): their
     positional embedding is resized to their patch grid (:mod:`synclip.models.masked_embed`)."""
     masking = mask is not None or mask_token is not None or keep is not None
-    if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
+    vit = isinstance(visual, VisionTransformer)
+    if not vit or (visual.attn_pool is not None and (masking or not coca_pooling(visual))):
         if masking:
             raise ValueError(f"{name}: mask / keep need a plain ViT image tower")
         return {"embed": image_forward(visual, image)}  # a locked timm trunk runs without grad
@@ -63,7 +71,9 @@ def image_tower_outputs(
     if patch_dropout > 0:
         x = drop_patches(x, patch_dropout)  # (B, 1 + P', W)
     x = visual.transformer(x)  # (B, 1 + P, W)
-    pooled, tokens = visual._pool(x)  # (B, W), (B, P, W)
+    # plain ViT: (B, W) CLS or mean, (B, P, W) patches after ln_post; CoCa's attentional pooler:
+    # (B, D) its first query, (B, Q - 1, D) the other queries, after ln_post
+    pooled, tokens = visual._pool(x)
     embed = pooled @ visual.proj if visual.proj is not None else pooled  # (B, D)
     return {"embed": embed, "pooled": pooled, "tokens": tokens}
 
@@ -136,6 +146,8 @@ class TwoTower(CLIP):
 
         Returns ``embed`` (B, D) projected, not normalised; for ViT towers also ``pooled`` (B, W), the
         feature before the projection, and ``tokens`` (B, P, W), the patch features after the final norm.
+        A CoCa ViT (:func:`coca_pooling`) returns its attentional pooler's outputs instead: ``pooled``
+        (B, D) the first query, ``tokens`` (B, Q - 1, D) the others, as open_clip's ``CoCa`` does.
         ``patch_dropout`` (FLIP, Li et al. 2023, https://arxiv.org/abs/2212.00794) keeps a random
         ``1 - patch_dropout`` of the patch tokens of each image (and always the CLS token), on top of
         the architecture's own patch dropout; objectives use it on their self-supervised views.

@@ -13,6 +13,7 @@ import torch
 from synclip import distributed as dist
 from synclip.config import ConfigError, RunConfig, run_dir_for
 from synclip.models import TwoTower, create_model, load_state
+from synclip.models.hf_text import hf_text_tower
 from synclip.models.locking import apply_locking
 from synclip.models.published import is_published, read_published
 from synclip.models.tower_init import init_image_tower
@@ -87,10 +88,15 @@ TOKEN_READERS = ("mlm", "caption")
 
 def set_text_masking(model: TwoTower, ratio: float, objectives: dict) -> None:
     """Turn on FLIP's text masking (``model.text_mask_ratio``), or say why it cannot be."""
-    if model.text is not None:
+    if hf_text_tower(model) is not None:
         raise ConfigError(
             "model.text_mask_ratio applies to open_clip's text transformer; this model has a Hugging Face "
             "text tower: set model.text_mask_ratio=0"
+        )
+    if ratio > 0 and type(model).text_outputs is not TwoTower.text_outputs:
+        raise ConfigError(
+            f"model.text_mask_ratio applies to open_clip's CLIP text transformer; {model.name} encodes text "
+            "its own way (a CoCa text tower): set model.text_mask_ratio=0"
         )
     readers = [n for n, o in objectives.items() if (o or {}).get("type", n) in TOKEN_READERS]
     if readers:
