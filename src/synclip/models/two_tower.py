@@ -90,6 +90,8 @@ class TwoTower(CLIP):
     :mod:`synclip.models.hf_text`); ``tokenizer_file`` is then its ``tokenizer.json``.
     """
 
+    tokenizer_file: str | None = None  # a Hugging Face text tower's tokenizer.json, else open_clip's BPE
+
     def __init__(self, name: str, embed_dim: int, vision_cfg: dict, text_cfg: dict, **kwargs):
         hf = text_cfg.get("hf_model_name")
         # with a Hugging Face text tower, open_clip's CLIP builds a tiny placeholder text transformer
@@ -104,7 +106,6 @@ class TwoTower(CLIP):
         super().__init__(embed_dim, vision_cfg, own_text if hf else text_cfg, **kwargs)
         del self.logit_scale  # owned by the objectives that need one
         self.text = None
-        self.tokenizer_file: str | None = None
         if hf:
             for attr in (
                 "transformer",
@@ -118,13 +119,17 @@ class TwoTower(CLIP):
             self.vocab_size = self.text.vocab_size
             self.tokenizer_file = self.text.tokenizer_file
             text_cfg = {**text_cfg, "width": self.text.config.hidden_size}
+        self._describe(name, embed_dim, vision_cfg.get("width", embed_dim), text_cfg.get("width", embed_dim))
+
+    def _describe(self, name: str, embed_dim: int, vision_width: int, text_width: int) -> None:
+        """The sizes objectives read: ``image_size``, ``patch_size`` (ViT towers, else None), widths."""
         self.name = name
         self.embed_dim = embed_dim
         self.image_size = int(self.visual.image_size[0])
         patch = getattr(self.visual, "patch_size", None)  # (h, w) for ViT towers
         self.patch_size = int(patch[0]) if patch is not None else None
-        self.vision_width = vision_cfg.get("width", embed_dim)
-        self.text_width = text_cfg.get("width", embed_dim)
+        self.vision_width = vision_width  # width of image_outputs' "pooled" and "tokens"
+        self.text_width = text_width
         self.text_mask_ratio = 0.0  # FLIP's text masking in training (synclip.models.text_masking)
         self.eval_modules: tuple[str, ...] = ()  # locked parts kept in eval mode (synclip.models.locking)
 
