@@ -20,7 +20,8 @@ Linear(4096, 256)`` and predictor ``Linear(256, 4096) BN ReLU Linear(4096, 256)`
 EMA copy holds the image tower and the BYOL projector (``visual_ema``, ``im_proj_byol_e``), its
 momentum cosine from 0.996 to 1 over the steps (``--momentum-ema``, ``utils.cosine_scheduler``).
 The official code applies each head once to both views' rows together (BatchNorm statistics over
-2B rows) and runs the EMA projector in training mode (batch statistics); both are kept here.
+2B rows) and runs the EMA projector in training mode (batch statistics of the teacher crops); both
+are kept here (:func:`batch_statistics_norm`; the shared :class:`EmaTeacher` is otherwise in eval mode).
 
 Where this differs from the official code, and why:
 
@@ -42,6 +43,7 @@ import torch.nn.functional as F
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
+from synclip import distributed as dist
 from synclip.heads import mlp
 from synclip.losses import byol_loss, clip_loss, ntxent_loss
 from synclip.models.attentive_mask import attentive_keep, kept_blocks, scores_in_crops
@@ -60,6 +62,23 @@ def byol_mlp(dims: list[int]) -> nn.Sequential:
         if i < len(dims) - 2:
             layers += [nn.BatchNorm1d(b), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
+
+
+def batch_statistics_norm(x: torch.Tensor, bn: nn.BatchNorm1d) -> torch.Tensor:
+    """``bn`` applied to ``x`` (B, C) with the statistics of the global batch (every rank's B rows,
+    equal on every rank) and without touching its running statistics.
+
+    The official EMA projector is a BatchNorm head in training mode; the teacher's copy is frozen, so
+    the run's global-BatchNorm conversion (which converts trainable layers) leaves it alone and this
+    computes its global statistics instead, so that N processes equal one.
+    """
+    xf = x.float()
+    mean = dist.all_reduce_mean(xf.mean(0), grad=False)  # (C,)
+    var = dist.all_reduce_mean((xf - mean).pow(2).mean(0), grad=False)  # (C,) biased, as BatchNorm's
+    y = (xf - mean) * torch.rsqrt(var + bn.eps)  # (B, C)
+    if bn.affine:
+        y = y * bn.weight + bn.bias
+    return y.to(x.dtype)
 
 
 @OBJECTIVES.register("aclip")
@@ -87,7 +106,11 @@ class AClip(TemperatureObjective):
     ):
         super().__init__(model, source, **temperature)
         visual = getattr(model, "visual", None)
-        if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None or visual.pool_type != "tok":
+        if (
+            not isinstance(visual, VisionTransformer)
+            or visual.attn_pool is not None
+            or visual.pool_type != "tok"
+        ):
             raise ValueError(
                 "aclip needs a plain ViT image tower pooled by its class token (e.g. tiny-vit-48, "
                 "micro-vit-32): it reads the class token's attention and drops patch tokens"
@@ -131,13 +154,14 @@ class AClip(TemperatureObjective):
         teacher = self.teacher.module
         with torch.no_grad():
             out, attention = class_token_attention(teacher["visual"], crop)  # (B, W), (B, P)
-            projector = teacher["projector"]
-            projector.train(True)  # batch statistics, as the official EMA projector in training mode
-            try:
-                target = projector(out["pooled"])  # (B, byol_dim)
-            finally:
-                projector.train(False)
-        return attention, target
+            target = out["pooled"]  # (B, W)
+            for layer in teacher["projector"]:  # BatchNorm with batch statistics, as the official EMA head
+                target = (
+                    batch_statistics_norm(target, layer)
+                    if isinstance(layer, nn.BatchNorm1d)
+                    else layer(target)
+                )
+        return attention, target  # (B, P), (B, byol_dim)
 
     def keep_indices(self, attention: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Teacher attention (B, P) and online boxes (B, V, 4) -> kept patch indices (B, V, K)."""
@@ -187,7 +211,7 @@ class AClip(TemperatureObjective):
             "simclr_loss": simclr["loss"].detach(),
             "byol_loss": byol.detach(),
             "logit_scale": self.scale().detach(),
-            "momentum": torch.tensor(self.teacher.momentum(self._update_progress())),
+            "momentum": loss.new_tensor(self.teacher.momentum(self._update_progress())).detach(),
         }
 
     # -- after each step -------------------------------------------------------------------------
