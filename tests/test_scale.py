@@ -7,6 +7,7 @@ import torch
 
 from dist_utils import run_distributed
 from run_helpers import small_run_overrides
+from small_options import SMALL
 from synclip.config import load_config
 from synclip.io.checkpoint import read_synclip_checkpoint
 from synclip.train.logging import read_metrics
@@ -47,6 +48,8 @@ def _state(run_dir):
 
 
 FMNIST = "{labels: {kind: fashion_mnist}}"
+SMALL_DISTILL = {f"objectives.self_distill.{k}": v for k, v in SMALL["self_distill"].items()}
+SMALL_MASKED = {f"objectives.masked_prediction.{k}": v for k, v in SMALL["masked_prediction"].items()}
 CASES = {  # recipe -> extra overrides
     "clip": {},
     "siglip": {},  # the sigmoid loss over local images x gathered texts, divided by the local batch
@@ -58,6 +61,17 @@ CASES = {  # recipe -> extra overrides
     # the EMA teacher picks the kept patches; small heads (their BatchNorm is global, as SimCLR's)
     "aclip": {
         f"objectives.aclip.{k}": 32 for k in ("simclr_mlp_dim", "simclr_dim", "byol_mlp_dim", "byol_dim")
+    },
+    # EMA teachers, centres all-reduced over ranks; small heads and 2 local crops to stay fast
+    "silc": {**SMALL_DISTILL, "views.image_local.num": 2},
+    "tips": {**SMALL_DISTILL, **SMALL_MASKED, "views.image_local.num": 2},
+    # the late objectives switched on from step 2 of 8 (not 80%), so that 3 steps see both phases
+    "siglip2": {
+        **SMALL_DISTILL,
+        **SMALL_MASKED,
+        "views.image_local.num": 2,
+        "objectives.self_distill.start_fraction": 0.2,
+        "objectives.masked_prediction.start_fraction": 0.2,
     },
 }
 

@@ -264,7 +264,7 @@ def _check_objectives(objectives: dict) -> None:
             raise ConfigError(
                 f"objectives.{name}: unknown objective {kind!r}; known: {', '.join(OBJECTIVES.names())}"
             )
-        valid = set(objective_options(kind)) | {"weight", "type"}
+        valid = set(objective_options(kind)) | {"weight", "type", "start_fraction"}
         unknown = sorted(set(options) - valid)
         if unknown:
             raise ConfigError(

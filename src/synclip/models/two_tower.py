@@ -33,6 +33,39 @@ def drop_patches(x: torch.Tensor, fraction: float) -> torch.Tensor:
     return torch.cat([x[:, :1], patches], dim=1)  # (B, 1 + keep, W)
 
 
+def image_tower_outputs(
+    visual: torch.nn.Module,
+    image: torch.Tensor,
+    patch_dropout: float = 0.0,
+    mask: torch.Tensor | None = None,
+    mask_token: torch.Tensor | None = None,
+    keep: torch.Tensor | None = None,
+    name: str = "model",
+) -> dict[str, torch.Tensor]:
+    """:meth:`TwoTower.image_outputs` for any image tower ``visual`` (the model's, or an EMA teacher's
+    copy of it). A ViT also takes images of another size than its own (multi-crop local crops): their
+    positional embedding is resized to their patch grid (:mod:`synclip.models.masked_embed`)."""
+    masking = mask is not None or mask_token is not None or keep is not None
+    if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
+        if masking:
+            raise ValueError(f"{name}: mask / keep need a plain ViT image tower")
+        return {"embed": image_forward(visual, image)}  # a locked timm trunk runs without grad
+    if masking and patch_dropout > 0:
+        raise ValueError("image_outputs: patch_dropout cannot be combined with mask / keep")
+    if masking:
+        x = masked_embeds(visual, image, mask, mask_token, keep)  # (B, 1 + P or 1 + K, W)
+    elif tuple(image.shape[-2:]) != tuple(visual.image_size):
+        x = visual.patch_dropout(masked_embeds(visual, image))  # (B, 1 + P', W), resized positions
+    else:
+        x = visual._embeds(image)  # (B, 1 + P, W), the config's patch dropout applied when enabled
+    if patch_dropout > 0:
+        x = drop_patches(x, patch_dropout)  # (B, 1 + P', W)
+    x = visual.transformer(x)  # (B, 1 + P, W)
+    pooled, tokens = visual._pool(x)  # (B, W), (B, P, W)
+    embed = pooled @ visual.proj if visual.proj is not None else pooled  # (B, D)
+    return {"embed": embed, "pooled": pooled, "tokens": tokens}
+
+
 class TwoTower(CLIP):
     """open_clip's CLIP towers with richer outputs for objectives.
 
@@ -78,24 +111,7 @@ class TwoTower(CLIP):
         bool with ``mask_token`` (W,) replaces masked patch embeddings (BEiT / EVA) and returns
         ``tokens`` for all P; ``keep`` (B, K) long encodes only those patches (MAE), ``tokens`` (B, K, W).
         """
-        visual = self.visual
-        masking = mask is not None or mask_token is not None or keep is not None
-        if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
-            if masking:
-                raise ValueError(f"{self.name}: mask / keep need a plain ViT image tower")
-            return {"embed": image_forward(visual, image)}  # a locked timm trunk runs without grad
-        if masking and patch_dropout > 0:
-            raise ValueError("image_outputs: patch_dropout cannot be combined with mask / keep")
-        if masking:
-            x = masked_embeds(visual, image, mask, mask_token, keep)  # (B, 1 + P or 1 + K, W)
-        else:
-            x = visual._embeds(image)  # (B, 1 + P, W), the config's patch dropout applied when enabled
-        if patch_dropout > 0:
-            x = drop_patches(x, patch_dropout)  # (B, 1 + P', W)
-        x = visual.transformer(x)  # (B, 1 + P, W)
-        pooled, tokens = visual._pool(x)  # (B, W), (B, P, W)
-        embed = pooled @ visual.proj if visual.proj is not None else pooled  # (B, D)
-        return {"embed": embed, "pooled": pooled, "tokens": tokens}
+        return image_tower_outputs(self.visual, image, patch_dropout, mask, mask_token, keep, self.name)
 
     @no_grad_when_locked("text")
     def text_outputs(self, text: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -247,6 +247,16 @@ class Objective(nn.Module):
         """``step / total_steps`` in [0, 1] (0 before training or when the total is unknown)."""
         return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
 
+    start_fraction: float = 0.0  # set by the recipe from the objective's ``start_fraction`` entry
+
+    @property
+    def span_progress(self) -> float:
+        """Progress through this objective's own part of training, ``(progress - start_fraction) /
+        (1 - start_fraction)`` clamped to [0, 1]: schedules of an objective switched on late (an EMA
+        teacher's momentum, a temperature warm-up) run over the steps it trains."""
+        start = self.start_fraction
+        return min(1.0, max(0.0, (self.progress - start) / (1.0 - start)))
+
     # -- configuration ---------------------------------------------------------------------------
     @classmethod
     def defaults(cls) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from synclip.data.collate import collate
 from synclip.data.shards import ShardStream, expand_urls
 from synclip.data.sources import build_source, resolve_source
 from synclip.data.views import ViewDataset, make_views, resolve_view
+from synclip.data.views.multi_crop import local_size
 from synclip.train.view_fields import prompted_views
 
 MAX_REPLACEMENT_TRIES = 16
@@ -32,6 +33,8 @@ def resolve_views(
     """Options of each needed view: the recipe's ``views`` entry, with image views sized to the model.
 
     With ``patch_size`` (ViT towers), mask views get their ``grid`` = ``image_size // patch_size``.
+    Views with a ``fraction`` (``image_local``) get ``size`` = that fraction of the image size in whole
+    patches (:func:`synclip.data.views.multi_crop.local_size`).
     """
     cfgs = {}
     for name in names:
@@ -44,7 +47,17 @@ def resolve_views(
                     f"views.{name}.grid={user['grid']} but the model sees {grid} x {grid} patches; "
                     f"drop views.{name}.grid (it is filled from the model)"
                 )
-        if "size" in options and "size" not in user:
+        if "fraction" in options:  # a crop smaller than the model's images (multi-crop local crops)
+            if user.get("size") is None:
+                user["size"] = local_size(
+                    image_size, float(user.get("fraction", options["fraction"])), patch_size
+                )
+            elif patch_size and int(user["size"]) % patch_size:
+                raise ValueError(
+                    f"views.{name}.size={user['size']} is not a multiple of the patch size {patch_size}; "
+                    f"drop it (it is filled from views.{name}.fraction) or give a multiple"
+                )
+        elif "size" in options and "size" not in user:
             user["size"] = image_size
         elif "size" in options and user["size"] != image_size:
             raise ValueError(

@@ -14,6 +14,7 @@ from synclip.data.views import image_aclip as image_aclip
 from synclip.data.views import image_ssl as image_ssl
 from synclip.data.views import label as label
 from synclip.data.views import mask as mask
+from synclip.data.views import multi_crop as multi_crop
 from synclip.data.views import prompt as prompt
 from synclip.data.views import text as text
 from synclip.data.views import text_eda as text_eda
