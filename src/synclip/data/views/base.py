@@ -6,7 +6,9 @@ option defaults::
     @register_view("image", tower="image", size=48, ...)
     def build(cfg: dict, tokenizer, train: bool) -> Callable[[dict], Any]: ...
 
-``cfg`` arrives complete (defaults merged, unknown names rejected). ``tower`` is ``"image"`` for
+``cfg`` arrives complete (defaults merged, unknown names rejected). A view may return
+:class:`WithExtras` when one random draw makes several outputs that must agree (crops and their
+boxes): the extras land beside the view's value as ``<name>_<key>``. ``tower`` is ``"image"`` for
 image-like views, ``"text"`` for token views and ``None`` for the rest (labels, masks); it is not an
 option. Builders live in the modules of :mod:`synclip.data.views`, one per kind or family, named after
 what they hold; a new view (say ``image_ssl`` with N crops) is one new file there plus one import line
