@@ -118,3 +118,23 @@ def test_towers_it_cannot_read_are_refused_with_a_fix():
         Recipe(create_model("micro-vit-32-avg"), {"aclip": SMALL})
     with pytest.raises(ValueError, match="must divide"):
         Recipe(create_model("micro-vit-32"), {"aclip": {**SMALL, "block": 3}})
+
+
+def test_gradient_accumulation_matches_one_big_batch(make_batch):
+    import contextlib
+
+    from synclip.train.accumulate import TrainForward, accumulate_backward
+
+    ref, _ = _setup()
+    batch = make_batch(ref.model, ref.recipe.views()["pairs"], n=8)  # real emoji crops and boxes
+    out = ref(batch)
+    out["loss"].backward()
+    acc, _ = _setup()
+    got = accumulate_backward(
+        TrainForward(acc), acc, batch, 2, lambda loss: loss.backward(), contextlib.nullcontext
+    )
+    assert torch.allclose(got["loss"], out["loss"], atol=1e-5)
+    expected = dict(ref.named_parameters())
+    for name, p in acc.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(p.grad, expected[name].grad, rtol=1e-3, atol=1e-6), name

@@ -150,18 +150,21 @@ class AClip(TemperatureObjective):
 
     # -- the masked online views -------------------------------------------------------------------
     def _teacher(self, crop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher crops (B, 3, H, W) -> class-token attention (B, P) and BYOL target (B, byol_dim)."""
-        teacher = self.teacher.module
+        """Teacher crops (B, 3, H, W) -> class-token attention (B, P) and pooled feature (B, W)."""
         with torch.no_grad():
-            out, attention = class_token_attention(teacher["visual"], crop)  # (B, W), (B, P)
-            target = out["pooled"]  # (B, W)
-            for layer in teacher["projector"]:  # BatchNorm with batch statistics, as the official EMA head
-                target = (
-                    batch_statistics_norm(target, layer)
-                    if isinstance(layer, nn.BatchNorm1d)
-                    else layer(target)
-                )
-        return attention, target  # (B, P), (B, byol_dim)
+            out, attention = class_token_attention(self.teacher.module["visual"], crop)  # (B, W), (B, P)
+        return attention, out["pooled"]
+
+    @torch.no_grad()
+    def teacher_projection(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The EMA projector on the teacher's pooled features (B, W) -> BYOL targets (B, byol_dim), its
+        BatchNorm with the statistics of the whole batch, as the official EMA head in training mode."""
+        target = pooled
+        for layer in self.teacher.module["projector"]:
+            target = (
+                batch_statistics_norm(target, layer) if isinstance(layer, nn.BatchNorm1d) else layer(target)
+            )
+        return target
 
     def keep_indices(self, attention: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Teacher attention (B, P) and online boxes (B, V, 4) -> kept patch indices (B, V, K)."""
@@ -179,14 +182,14 @@ class AClip(TemperatureObjective):
                 f"point objectives.aclip.view at an image_aclip view"
             )
         b = crops.shape[0]
-        attention, target = self._teacher(crops[:, 2])  # (B, P), (B, byol_dim)
+        attention, teacher_pooled = self._teacher(crops[:, 2])  # (B, P), (B, W)
         keep = self.keep_indices(attention, boxes)  # (B, 2, K)
         online = crops[:, :2].reshape(2 * b, *crops.shape[2:])  # (2B, 3, H, W)
         out = model.image_outputs(online, keep=keep.reshape(2 * b, -1))  # kept patches only
         return {
             "embed": out["embed"].reshape(b, 2, -1),  # (B, 2, D)
             "pooled": out["pooled"].reshape(b, 2, -1),  # (B, 2, W)
-            "target": target,  # (B, byol_dim), no gradient
+            "teacher": teacher_pooled,  # (B, W), no gradient
             "keep": keep,  # (B, 2, K)
         }
 
@@ -202,7 +205,9 @@ class AClip(TemperatureObjective):
         z = F.normalize(self.simclr_head(pooled), dim=-1)  # (2B, simclr_dim), one call as the official
         simclr = ntxent_loss(z[:b], z[b:], self.simclr_temperature)
         prediction = self.predictor(self.projector(pooled))  # (2B, byol_dim)
-        byol = byol_loss(prediction, out["target"].repeat(2, 1))  # each view against the teacher crop
+        # projected here, not in _encode: its BatchNorm sees the whole batch also under accumulation
+        target = self.teacher_projection(out["teacher"])  # (B, byol_dim)
+        byol = byol_loss(prediction, target.repeat(2, 1))  # each view against the teacher crop
         loss = clip + self.simclr_weight * simclr["loss"] + self.byol_weight * byol
         return {
             "loss": loss,
