@@ -138,3 +138,30 @@ def test_gradient_accumulation_matches_one_big_batch(make_batch):
     for name, p in acc.named_parameters():
         if p.grad is not None:
             assert torch.allclose(p.grad, expected[name].grad, rtol=1e-3, atol=1e-6), name
+
+
+@pytest.mark.slow
+def test_a_resumed_run_ends_with_the_teacher_of_an_uninterrupted_one(emoji_subset, tmp_path):
+    from run_helpers import small_run_overrides
+    from synclip.config import load_config
+    from synclip.io.checkpoint import read_synclip_checkpoint
+    from synclip.train.loop import train
+
+    small = {
+        f"objectives.aclip.{k}": 32 for k in ("simclr_mlp_dim", "simclr_dim", "byol_mlp_dim", "byol_dim")
+    }
+
+    def run(name, steps, **extra):
+        base = {"train.name": name, "train.max_steps": steps, "train.epochs": 1, "train.batch_size": 16}
+        return train(
+            load_config("aclip", small_run_overrides(emoji_subset, tmp_path, **base, **small, **extra))
+        )
+
+    straight = run("straight", 4)
+    run("resumed", 2)
+    resumed = run("resumed", 4, **{"train.resume": "auto"})
+    a = read_synclip_checkpoint(straight / "checkpoint.pt")["recipe"]
+    b = read_synclip_checkpoint(resumed / "checkpoint.pt")["recipe"]
+    assert any(".teacher." in k for k in a)
+    for key in a:  # the EMA teacher, heads and temperature, bit for bit
+        assert torch.equal(a[key], b[key]), key
