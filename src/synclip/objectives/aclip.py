@@ -26,11 +26,13 @@ are kept here (:func:`batch_statistics_norm`; the shared :class:`EmaTeacher` is 
 Where this differs from the official code, and why:
 
 - its ``ACLIPLoss`` feeds the first view to SimCLR as both views (``image_ssl_embed[:bs]`` twice);
-  the paper describes contrast between the two masked views, which is what this computes;
+  the abstract describes "instance contrastive learning tasks between these views", which is what
+  this computes (view 1 against view 2);
 - it also keeps EMA copies of the text tower and projections, used only to evaluate the EMA model;
-  they do not enter the loss and are not kept here;
-- ``freeze_patch_embed`` (default True) leaves the image tower's patch projection at its initial
-  weights, as the official ``MaskVisionTransformer`` does (the MoCo v3 trick, Chen et al. 2021).
+  they do not enter the loss and are not kept here.
+
+As in the official code, ``freeze_patch_embed`` (default True) leaves the image tower's patch
+projection at its initial weights (its ``MaskVisionTransformer``; the MoCo v3 trick, Chen et al. 2021).
 
 Options that are ours: ``block`` in the recipes is scaled to our small grids (see
 ``recipes/aclip.yaml``); ``source``, ``view``, ``text_view``.
