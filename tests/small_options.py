@@ -9,6 +9,7 @@ SMALL = {
     "nclip": {"num_prototypes": 64, "hidden_dim": 64, "bottleneck_dim": 32},
     "mim_distill": {"teacher": "efficientnet-lite0", "teacher_size": 64},  # a teacher that installs offline
     "mae": {"decoder_width": 32},
+    "aclip": {"simclr_mlp_dim": 64, "simclr_dim": 32, "byol_mlp_dim": 64, "byol_dim": 32},
     "self_distill": {"prototypes": 64, "hidden_dim": 32, "bottleneck_dim": 16},
     "masked_prediction": {"prototypes": 64, "hidden_dim": 32, "bottleneck_dim": 16},
 }

@@ -38,6 +38,30 @@ def test_distributed_clip_loss_equals_global_batch():
     assert torch.allclose(text_grad, txt.grad, atol=1e-6)
 
 
+def _aclip_kept(rank, world, crops, boxes):
+    from synclip.models.factory import create_model
+    from synclip.recipe import Recipe
+
+    torch.manual_seed(0)  # every rank builds the same model, hence the same EMA teacher
+    small = {"simclr_mlp_dim": 16, "simclr_dim": 8, "byol_mlp_dim": 16, "byol_dim": 8, "block": 1}
+    aclip = Recipe(create_model("micro-vit-32"), {"aclip": small}).objectives["aclip"]
+    b = crops.shape[0] // world
+    mine = slice(rank * b, (rank + 1) * b)
+    whole = aclip.keep_indices(aclip._teacher(crops[:, 2])[0], boxes)  # every rank: the whole batch
+    shard = aclip.keep_indices(aclip._teacher(crops[mine, 2])[0], boxes[mine])  # its own samples
+    return {"whole": whole, "shard": shard}
+
+
+def test_aclip_keeps_the_same_patches_of_a_sample_on_every_rank():
+    torch.manual_seed(3)
+    crops = torch.randn(6, 3, 3, 32, 32)
+    boxes = torch.tensor([[0.1, 0.0, 0.8, 0.9], [0.0, 0.25, 1.0, 0.75]]).repeat(6, 1, 1)
+    results = run_distributed(_aclip_kept, 2, crops, boxes)
+    assert results[0]["whole"].shape == (6, 2, 8)  # half of 4 x 4 patches per online crop
+    assert torch.equal(results[0]["whole"], results[1]["whole"])
+    assert torch.equal(torch.cat([r["shard"] for r in results]), results[0]["whole"])
+
+
 def _center_shard(rank, world, logits):
     from synclip.models import create_model
     from synclip.objectives.self_distill import SelfDistill

@@ -1,6 +1,7 @@
 """Objectives register themselves on import; importing this package makes them all available."""
 
 from synclip.objectives import (  # noqa: F401
+    aclip,
     caption,
     classify,
     clip,

@@ -10,6 +10,7 @@ options carry ``kind``: ``{"image": {"size": 64}, "image_big": {"kind": "image",
 
 from synclip.data.views import entity as entity
 from synclip.data.views import image as image
+from synclip.data.views import image_aclip as image_aclip
 from synclip.data.views import image_ssl as image_ssl
 from synclip.data.views import label as label
 from synclip.data.views import mask as mask
@@ -24,6 +25,7 @@ from synclip.data.views.base import (
     VIEW_TOWERS,
     ViewDataset,
     Views,
+    WithExtras,
     make_views,
     register_view,
     resolve_view,
@@ -39,6 +41,7 @@ __all__ = [
     "VIEW_TOWERS",
     "ViewDataset",
     "Views",
+    "WithExtras",
     "make_views",
     "register_view",
     "resolve_view",
