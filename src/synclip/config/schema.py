@@ -80,6 +80,9 @@ class TrainConfig:
     progress: bool = True
     compile: bool = False  # torch.compile the training forward
     find_unused_parameters: bool | None = None  # DDP; None: on when an objective has weight 0
+    # FSDP2 instead of DDP: towers sharded per transformer block, sharded (DCP) checkpoints
+    # (synclip.train.fsdp); with one process it trains unsharded but still writes sharded checkpoints
+    fsdp: bool = False
 
 
 @dataclass
