@@ -193,6 +193,11 @@ def build_config(raw: dict) -> RunConfig:
     _check_views(cfg.views)
     if cfg.train.precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {cfg.train.precision!r}")
+    if cfg.train.fsdp and cfg.train.precision == "fp16":
+        raise ConfigError(
+            "train.fsdp=true with train.precision=fp16 is not supported (the loss scaler would check only "
+            "each rank's gradient shards for overflow); use train.precision=bf16"
+        )
     keys = cfg.eval.csv_keys
     if keys is not None and (len(keys) not in (2, 3) or not all(isinstance(k, str) for k in keys)):
         raise ConfigError(

@@ -36,6 +36,8 @@ cases, so the losses run as they do under DDP.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -71,6 +73,10 @@ def shard(forward: nn.Module, precision: str = "fp32") -> nn.Module:
     from synclip.models import TwoTower
     from synclip.recipe import Recipe
 
+    # The image tower returns views (pooled = x[:, 0], tokens = x[:, 1:]); FSDP2 warns that an in-place
+    # op on one would skip its backward all-gather. Tower outputs are shared between objectives through
+    # the Encoded memo, so no objective may change them in place anyway.
+    warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
     if not dist.is_initialized():
         raise RuntimeError("train.fsdp shards over a process group: start the run with torchrun")
     towers, full = mixed_precision(precision), MixedPrecisionPolicy()

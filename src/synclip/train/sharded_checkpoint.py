@@ -8,7 +8,9 @@ sharded run on any number of ranks and into an unsharded one (one process, or DD
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,6 +20,15 @@ from synclip import distributed as dist
 from synclip.io import checkpoint as ckpt
 from synclip.io import sharded
 from synclip.models.factory import exported_entries
+
+
+@contextlib.contextmanager
+def _quiet_if_one_process():
+    """Without a process group DCP warns that it assumes one process, which is what is meant here."""
+    with warnings.catch_warnings():
+        if not dist.is_initialized():
+            warnings.filterwarnings("ignore", message=".*assuming the intent is to (save|load) in a single")
+        yield
 
 
 def _split(model_state: dict, optim_state: dict) -> tuple[dict, dict]:
@@ -76,7 +87,8 @@ def save_sharded(run_dir: Path, pretrainer, optimizer, meta: dict, names: list[s
     if dist.is_main() and folder.exists():
         shutil.rmtree(folder)  # a run killed while writing this step left it unfinished
     dist.barrier()
-    save(tensors, checkpoint_id=str(folder))
+    with _quiet_if_one_process():
+        save(tensors, checkpoint_id=str(folder), no_dist=not dist.is_initialized())
     if dist.is_main():
         payload = {
             **meta,
@@ -113,7 +125,12 @@ def load_sharded(path: Path, state: dict, pretrainer, optimizer) -> None:
     model_state, optim_state = get_state_dict(pretrainer, optimizer)
     tensors, _ = _split(model_state, optim_state)
     try:
-        load(tensors, checkpoint_id=str(sharded.shards_folder(path, state)))
+        with _quiet_if_one_process():
+            load(
+                tensors,
+                checkpoint_id=str(sharded.shards_folder(path, state)),
+                no_dist=not dist.is_initialized(),
+            )
     except Exception as err:  # DCP reports missing keys and wrong shapes as CheckpointException
         raise ckpt.CheckpointError(
             f"{path} was written for model {state.get('model_name')!r} with recipe objectives "
