@@ -8,6 +8,9 @@ gradient clipping, AdamW, post-step hooks. Per rank it reports:
 - the loss of every step (averaged over ranks), which must agree between the modes;
 - ``state MiB``: the bytes this rank holds in parameters, gradients and AdamW moments after the last
   step (its shards under FSDP, whole tensors under DDP), counted tensor by tensor;
+- ``step peak MiB``: the peak of live torch tensors during the last step: parameters and optimizer
+  state at its start plus the peak of the step's own CPU allocations (profiler memory events,
+  relative to the start): what a device would have to hold;
 - ``peak RSS growth MiB``: the process's peak resident memory (``ru_maxrss``) minus its resident
   memory before the model was built: parameters, gradients, optimizer state, activations, gathered
   FSDP units and communication buffers together, as the operating system saw them;
@@ -46,7 +49,24 @@ def _bytes(tensor: torch.Tensor | None) -> int:
     return local.numel() * local.element_size()
 
 
-def _rank(rank: int, world: int, init: str, mode: str, args, out: str) -> None:
+def _state_bytes(pretrainer, optimizer) -> int:
+    """Bytes of this rank's parameters, gradients and optimizer state (local shards under FSDP)."""
+    state = sum(_bytes(p) + _bytes(p.grad) for p in pretrainer.parameters())
+    tensors = [v for s in optimizer.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+    return state + sum(_bytes(v) for v in tensors)
+
+
+def _peak_increase(profiler) -> int:
+    """Peak of the running sum of CPU allocations minus frees over the profiled region."""
+    events = [e for e in profiler.events() if e.self_cpu_memory_usage != 0]
+    current = peak = 0
+    for event in sorted(events, key=lambda e: e.time_range.start):
+        current += event.self_cpu_memory_usage
+        peak = max(peak, current)
+    return peak
+
+
+def _rank(rank: int, world: int, init: str, mode: str, args, folder: str) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
@@ -84,17 +104,24 @@ def _rank(rank: int, world: int, init: str, mode: str, args, out: str) -> None:
     )
     device = torch.device("cpu")
     sharding = mode == "fsdp"
-    wrapped = wrap_sharded(pretrainer, args.precision, False) if sharding else None
+    wrapped = wrap_sharded(pretrainer, device, args.precision, False) if sharding else None
     t = cfg.train
     optimizer = create_optimizer(pretrainer, t.lr, t.weight_decay, (t.beta1, t.beta2), t.eps)
     if not sharding:
         wrapped = wrap(pretrainer, device, False, None)
     pretrainer.train()
     losses, times = [], []
-    for _, batch in zip(range(args.steps), data.epoch(0, 0)):
-        start = time.perf_counter()
+    for step, batch in zip(range(args.steps), data.epoch(0, 0)):
+        last = step == args.steps - 1
         batch = to_device(batch, device)
         optimizer.zero_grad(set_to_none=True)
+        if last:  # the step's allocations, on top of the state it starts with
+            held = _state_bytes(pretrainer, optimizer)
+            profiler = torch.profiler.profile(
+                activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+            )
+            profiler.__enter__()
+        start = time.perf_counter()
         with autocast(device, args.precision):
             out = wrapped(batch)
         out["loss"].backward()
@@ -104,22 +131,23 @@ def _rank(rank: int, world: int, init: str, mode: str, args, out: str) -> None:
         optimizer.step()
         pretrainer.post_step()
         times.append(time.perf_counter() - start)
+        if last:
+            profiler.__exit__(None, None, None)
+            step_peak = held + _peak_increase(profiler)
         loss = out["loss"].detach().float().clone()
         dist.all_reduce(loss)
         losses.append(loss.item() / world)
-    state = sum(_bytes(p) + _bytes(p.grad) for p in pretrainer.parameters())
-    state += sum(
-        _bytes(v) for s in optimizer.state.values() for v in s.values() if isinstance(v, torch.Tensor)
-    )
+    state = _state_bytes(pretrainer, optimizer)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     result = {
         "losses": losses,
         "state_mib": state / 2**20,
+        "step_peak_mib": step_peak / 2**20,
         "peak_growth_mib": peak - baseline,
         "step_s": statistics.median(times[1:] or times),
         "params_m": sum(p.numel() for p in pretrainer.parameters()) / 1e6,
     }
-    Path(out, f"{mode}{rank}.json").write_text(json.dumps(result))
+    Path(folder, f"{mode}{rank}.json").write_text(json.dumps(result))
     dist.destroy_process_group()
 
 
@@ -144,12 +172,13 @@ def main() -> None:
         f"{args.recipe}, {args.model} ({results['ddp'][0]['params_m']:.1f}M parameters), {args.image_size}px,"
     )
     print(f"batch {args.batch} per rank, {args.procs} gloo processes, {args.precision}")
-    print("\n| mode | rank | loss per step | state MiB | peak RSS growth MiB | step s |")
-    print("|---|---|---|---|---|---|")
+    print("\n| mode | rank | loss per step | state MiB | step peak MiB | peak RSS growth MiB | step s |")
+    print("|---|---|---|---|---|---|---|")
     for mode, ranks in results.items():
         for rank, r in enumerate(ranks):
             losses = ", ".join(f"{x:.6f}" for x in r["losses"])
-            row = f"{r['state_mib']:.0f} | {r['peak_growth_mib']:.0f} | {r['step_s']:.2f}"
+            mib = f"{r['state_mib']:.0f} | {r['step_peak_mib']:.0f} | {r['peak_growth_mib']:.0f}"
+            row = f"{mib} | {r['step_s']:.2f}"
             print(f"| {mode} | {rank} | {losses} | {row} |")
     diff = max(abs(a - b) for a, b in zip(results["ddp"][0]["losses"], results["fsdp"][0]["losses"]))
     print(f"\nlargest |loss(DDP) - loss(FSDP)| over the steps: {diff:.2e}")

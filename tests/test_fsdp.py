@@ -87,13 +87,25 @@ def test_fsdp_refuses_fp16():
         load_config("clip", ["train.fsdp=true", "train.precision=fp16"])
 
 
+CASES = {  # case -> (recipe, overrides of both runs)
+    "clip": ("clip", {}),
+    "slip": ("slip", {}),  # SimCLR head with global BatchNorm, two views, several objectives
+    "clip_accum": ("clip", {"train.accum_steps": 2}),  # no_sync -> set_requires_gradient_sync
+}
+
+
+@pytest.mark.slow
 @pytest.mark.distributed
-@pytest.mark.parametrize("recipe", ["clip", "slip"])
-def test_fsdp_equals_ddp(recipe, emoji_subset, tmp_path):
+@pytest.mark.parametrize("case", list(CASES))
+def test_fsdp_equals_ddp(case, emoji_subset, tmp_path):
     """Same losses and weights after 3 steps of FSDP2 and DDP on 2 processes."""
-    ddp = run_distributed(_train_rank, 2, recipe, _overrides(emoji_subset, tmp_path, "ddp", B))
+    recipe, extra = CASES[case]
+    ddp = run_distributed(_train_rank, 2, recipe, _overrides(emoji_subset, tmp_path, "ddp", B, **extra))
     fsdp = run_distributed(
-        _train_rank, 2, recipe, _overrides(emoji_subset, tmp_path, "fsdp", B, **{"train.fsdp": "true"})
+        _train_rank,
+        2,
+        recipe,
+        _overrides(emoji_subset, tmp_path, "fsdp", B, **extra, **{"train.fsdp": "true"}),
     )
     assert (tmp_path / "fsdp" / "shards").is_dir() and not (tmp_path / "ddp" / "shards").exists()
     # SLIP's SimCLR head (Linear -> BatchNorm) gets float-noise gradients that Adam scales up to
@@ -138,3 +150,19 @@ def test_sharded_checkpoint_resumes_on_two_and_one_process_and_loads(emoji_subse
     assert set(exported) == set(model.state_dict()) | {"logit_scale"}
     assert float(exported["logit_scale"]) == float(reference["recipe.objectives.clip.logit_scale"])
     assert all(torch.equal(exported[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_ddp_checkpoint_resumes_sharded(emoji_subset, tmp_path):
+    """A DDP run's whole checkpoint continued with ``train.fsdp=true`` on 2 processes ends where the
+    uninterrupted DDP run does: weights, objectives and AdamW moments are sharded on load."""
+    straight = run_distributed(_train_rank, 2, "clip", _overrides(emoji_subset, tmp_path, "straight", B))
+    run_distributed(
+        _train_rank, 2, "clip", _overrides(emoji_subset, tmp_path, "mixed", B, **{"train.max_steps": 2})
+    )
+    resume = {"train.fsdp": "true", "train.resume": "auto"}
+    mixed = run_distributed(_train_rank, 2, "clip", _overrides(emoji_subset, tmp_path, "mixed", B, **resume))
+    _assert_same_run(
+        mixed[0][-1:], straight[0][-1:], _weights(tmp_path / "mixed"), _weights(tmp_path / "straight")
+    )

@@ -63,11 +63,16 @@ def mixed_precision(precision: str):
     return MixedPrecisionPolicy(param_dtype=DTYPES[precision], reduce_dtype=torch.float32)
 
 
-def shard(forward: nn.Module, precision: str = "fp32") -> nn.Module:
-    """Shard ``forward`` (a :class:`TrainForward` around the pretrainer) in place over all ranks; returns it.
+def shard(forward: nn.Module, device: torch.device, precision: str = "fp32") -> nn.Module:
+    """Shard ``forward`` (a :class:`TrainForward` around the pretrainer) in place over all ranks and
+    ``device``; returns it.
 
-    Build the optimizer after this: sharding replaces every parameter by a sharded ``DTensor``.
+    ``forward`` may sit on the CPU: ``fully_shard`` moves one unit at a time to ``device`` and keeps only
+    this rank's shard there, so the whole model never has to fit one device; what no unit holds (the
+    scalars, buffers of modules outside every unit) is moved afterwards. Build the optimizer after
+    this: sharding replaces every parameter by a sharded ``DTensor``.
     """
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 
     from synclip.models import TwoTower
@@ -79,6 +84,7 @@ def shard(forward: nn.Module, precision: str = "fp32") -> nn.Module:
     warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
     if not dist.is_initialized():
         raise RuntimeError("train.fsdp shards over a process group: start the run with torchrun")
+    mesh = init_device_mesh(device.type, (dist.world_size(),))
     towers, full = mixed_precision(precision), MixedPrecisionPolicy()
     scalars = set(replicated_parameters(forward))
     in_towers = {id(m) for tower in forward.modules() if isinstance(tower, TwoTower) for m in tower.modules()}
@@ -86,16 +92,25 @@ def shard(forward: nn.Module, precision: str = "fp32") -> nn.Module:
     # the towers (a captioning decoder's) keep float32 parameters, as the recipe's other modules do
     for module in list(forward.modules()):
         if isinstance(module, block_types()):
-            fully_shard(module, mp_policy=towers if id(module) in in_towers else full, ignored_params=scalars)
+            fully_shard(
+                module,
+                mesh=mesh,
+                mp_policy=towers if id(module) in in_towers else full,
+                ignored_params=scalars,
+            )
     for module in list(forward.modules()):
         if isinstance(module, TwoTower):
-            fully_shard(module, mp_policy=towers, ignored_params=scalars)
+            fully_shard(module, mesh=mesh, mp_policy=towers, ignored_params=scalars)
             for method in ("image_outputs", "text_outputs"):
                 register_fsdp_forward_method(module, method)
     for module in list(forward.modules()):
         if isinstance(module, Recipe):
-            fully_shard(module, mp_policy=full, ignored_params=scalars)
-    return fully_shard(forward, mp_policy=full, ignored_params=scalars)
+            fully_shard(module, mesh=mesh, mp_policy=full, ignored_params=scalars)
+    fully_shard(forward, mesh=mesh, mp_policy=full, ignored_params=scalars)
+    for tensor in [*scalars, *forward.buffers()]:
+        if tensor.device != device:
+            tensor.data = tensor.data.to(device)
+    return forward
 
 
 def replicated_parameters(module: nn.Module) -> list[nn.Parameter]:

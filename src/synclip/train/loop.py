@@ -86,7 +86,9 @@ def _train(cfg: RunConfig) -> Path:
     seed_everything(t.seed)
     apply_tower_normalisation(cfg)  # before config.json: the views normalise as the loaded tower expects
     run_dir = prepare_run_dir(cfg)
-    pretrainer = sync_batchnorm(build_pretrainer(cfg).to(device), device)
+    pretrainer = build_pretrainer(cfg)
+    sharding = t.fsdp and dist.world_size() > 1  # FSDP2 moves each unit's shard to the device itself
+    pretrainer = sync_batchnorm(pretrainer if sharding else pretrainer.to(device), device)
     model = pretrainer.model
     tokenizer = get_tokenizer(model.context_length)
     views = pretrainer.recipe.views()
@@ -98,9 +100,8 @@ def _train(cfg: RunConfig) -> Path:
     if warmup_note and dist.is_main():
         print(warmup_note, file=sys.stderr)
 
-    sharding = t.fsdp and dist.world_size() > 1
     if sharding:  # FSDP2 replaces the parameters by shards: before the optimizer is built
-        wrapped = wrap_sharded(pretrainer, t.precision, t.compile)
+        wrapped = wrap_sharded(pretrainer, device, t.precision, t.compile)
     optimizer = create_optimizer(
         pretrainer, t.lr, t.weight_decay, (t.beta1, t.beta2), t.eps, decoupled=t.decoupled_weight_decay
     )
@@ -223,11 +224,12 @@ def wrap(pretrainer, device: torch.device, compile: bool, find_unused: bool | No
     return forward
 
 
-def wrap_sharded(pretrainer, precision: str, compile: bool) -> torch.nn.Module:
-    """The training forward with the towers sharded by FSDP2 (:mod:`synclip.train.fsdp`), compiled when asked."""
+def wrap_sharded(pretrainer, device: torch.device, precision: str, compile: bool) -> torch.nn.Module:
+    """The training forward with the towers sharded by FSDP2 over ``device`` (:mod:`synclip.train.fsdp`),
+    compiled when asked. ``pretrainer`` may still be on the CPU: only shards reach the device."""
     from synclip.train.fsdp import shard
 
-    forward = shard(TrainForward(pretrainer), precision)
+    forward = shard(TrainForward(pretrainer), device, precision)
     return torch.compile(forward) if compile else forward
 
 
@@ -358,11 +360,11 @@ def _restore(path: Path, pretrainer, optimizer, scaler, sharding: bool = False) 
 
         load_sharded(path, state, pretrainer, optimizer)
         return _restore_rest(state, scaler)
-    if sharding:
-        raise ckpt.CheckpointError(
-            f"{path} was written without train.fsdp (one whole file); resume it with train.fsdp=false, "
-            f"or start a sharded run from its weights with model.pretrained={path}"
-        )
+    if sharding:  # a whole checkpoint (DDP, one process) continued sharded
+        from synclip.train.sharded_checkpoint import load_whole_into_sharded
+
+        load_whole_into_sharded(state, pretrainer, optimizer)
+        return _restore_rest(state, scaler)
     exported = set(pretrainer.recipe.export_state()) | {"logit_scale"}  # beside the towers, not in them
     model_state = {k: v for k, v in state["model"].items() if k not in exported}
     try:

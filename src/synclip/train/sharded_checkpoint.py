@@ -151,3 +151,31 @@ def load_sharded(path: Path, state: dict, pretrainer, optimizer) -> None:
         model_state_dict=model_state,
         optim_state_dict={"state": per_param, "param_groups": state["param_groups"]},
     )
+
+
+def load_whole_into_sharded(state: dict, pretrainer, optimizer) -> None:
+    """Load a whole checkpoint (``train.fsdp=false``) into a sharded run: each rank keeps its slices.
+
+    The optimizer's state in a whole checkpoint is numbered by position (``Optimizer.state_dict``); it
+    is named here by parameter, in the order :func:`~synclip.train.optim.create_optimizer` lists the
+    parameters, which sharding does not change. Collective.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    exported = set(state.get("exported", [])) | {"logit_scale"}  # beside the towers, not in them
+    model_state = {f"model.{k}": v for k, v in state["model"].items() if k not in exported}
+    model_state |= {f"recipe.{k}": v for k, v in state["recipe"].items()}
+    names = {id(p): n for n, p in pretrainer.named_parameters()}
+    order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    saved = state["optimizer"]
+    optim_state = {
+        "state": {order[i]: entries for i, entries in saved["state"].items()},
+        "param_groups": [{**g, "params": [order[i] for i in g["params"]]} for g in saved["param_groups"]],
+    }
+    set_state_dict(
+        pretrainer,
+        optimizer,
+        model_state_dict=model_state,
+        optim_state_dict=optim_state,
+        options=StateDictOptions(full_state_dict=True),
+    )
