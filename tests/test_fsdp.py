@@ -91,6 +91,10 @@ CASES = {  # case -> (recipe, overrides of both runs)
     "clip": ("clip", {}),
     "slip": ("slip", {}),  # SimCLR head with global BatchNorm, two views, several objectives
     "clip_accum": ("clip", {"train.accum_steps": 2}),  # no_sync -> set_requires_gradient_sync
+    # one temperature shared by three objectives (a replicated scalar), a feature queue, MLM heads
+    "declip": ("declip", {}),
+    # a locked EfficientNet image tower: frozen parameters and BatchNorm statistics inside a unit
+    "lit": ("lit", {"model.name": "effnet-lite0-text"}),
 }
 
 
