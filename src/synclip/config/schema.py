@@ -86,6 +86,9 @@ class TrainConfig:
     progress: bool = True
     compile: bool = False  # torch.compile the training forward
     find_unused_parameters: bool | None = None  # DDP; None: on when an objective has weight 0
+    # FSDP2 instead of DDP: towers sharded per transformer block, sharded (DCP) checkpoints
+    # (synclip.train.fsdp); with one process it trains unsharded but still writes sharded checkpoints
+    fsdp: bool = False
 
 
 @dataclass
@@ -200,6 +203,11 @@ def build_config(raw: dict) -> RunConfig:
     _check_views(cfg.views)
     if cfg.train.precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {cfg.train.precision!r}")
+    if cfg.train.fsdp and cfg.train.precision == "fp16":
+        raise ConfigError(
+            "train.fsdp=true with train.precision=fp16 is not supported (the loss scaler would check only "
+            "each rank's gradient shards for overflow); use train.precision=bf16"
+        )
     keys = cfg.eval.csv_keys
     if keys is not None and (len(keys) not in (2, 3) or not all(isinstance(k, str) for k in keys)):
         raise ConfigError(

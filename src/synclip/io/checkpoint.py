@@ -4,6 +4,8 @@ A checkpoint holds ``model`` (open_clip state-dict layout, with what the objecti
 the towers: ``logit_scale``, ...), ``recipe`` (every objective's state: heads, temperatures, queues),
 ``heads`` (what the objectives need at inference, see ``Objective.inference_state``), ``optimizer``,
 ``scaler``, ``step``, ``finished``, ``bad_samples``, RNG states and the fully resolved ``config``.
+A run with ``train.fsdp`` writes the tensors sharded beside it (:mod:`synclip.io.sharded`); reading
+consolidates them, so every reader sees the same dictionary.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from synclip.io import sharded
 from synclip.io.atomic import atomic_write
 
 FORMAT = "synclip-checkpoint/1"
@@ -28,11 +31,29 @@ def save_atomic(obj: dict, path: str | Path) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint or weights file on the CPU with ``weights_only=True``."""
+def read_checkpoint(path: str | Path, consolidate: bool = True) -> dict:
+    """Load a checkpoint or weights file on the CPU with ``weights_only=True``.
+
+    A sharded checkpoint (``train.fsdp``) comes back whole, ``model`` and ``recipe`` read from its
+    shards folder; with ``consolidate=False`` only its pointer file is read (resuming loads the shards
+    itself, each rank its slice).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    state = _load(path)
+    if not (isinstance(state, dict) and "shards" in state):
+        return state
+    folder = sharded.shards_folder(path, state)
+    if not sharded.is_complete(folder):
+        raise CheckpointError(
+            f"{path} is a sharded checkpoint whose folder {folder} is missing or incomplete: keep the "
+            "file with its shards/ folder, or use an earlier checkpoint of the run"
+        )
+    return sharded.consolidate(path, state) if consolidate else state
+
+
+def _load(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
@@ -47,9 +68,9 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from err
 
 
-def read_synclip_checkpoint(path: str | Path) -> dict:
+def read_synclip_checkpoint(path: str | Path, consolidate: bool = True) -> dict:
     """Like ``read_checkpoint`` but requires a synclip training checkpoint."""
-    state = read_checkpoint(path)
+    state = read_checkpoint(path, consolidate)
     if state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a synclip checkpoint (expected format {FORMAT!r})")
     return state

@@ -166,9 +166,13 @@ def open_clip_state_dict(model: TwoTower, exported: dict[str, torch.Tensor] | No
     """The model's weights in open_clip's layout plus what the objectives export beside the towers
     (``Recipe.export_state``: ``logit_scale``, ...); ``logit_scale`` is CLIP's 1/0.07 when none does."""
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {**state, **exported_entries(exported)}
+
+
+def exported_entries(exported: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """The entries of :func:`open_clip_state_dict` beside the towers: ``logit_scale`` (CLIP's 1/0.07
+    when no objective exports one) and whatever else the objectives export."""
     exported = dict(exported or {})
     logit_scale = exported.pop("logit_scale", None)
     value = DEFAULT_LOGIT_SCALE if logit_scale is None else float(logit_scale)
-    state["logit_scale"] = torch.tensor(value)
-    state.update({k: v.detach().clone() for k, v in exported.items()})
-    return state
+    return {"logit_scale": torch.tensor(value), **{k: v.detach().clone() for k, v in exported.items()}}

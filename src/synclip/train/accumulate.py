@@ -86,6 +86,22 @@ def split_batch(batch: dict, k: int) -> list[dict]:
     return micro
 
 
+@contextlib.contextmanager
+def _no_sync(forward: nn.Module):
+    """Keep this backward's gradients local: DDP's ``no_sync``, FSDP2's ``set_requires_gradient_sync``."""
+    if hasattr(forward, "no_sync"):
+        with forward.no_sync():
+            yield
+    elif hasattr(forward, "set_requires_gradient_sync"):
+        forward.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            forward.set_requires_gradient_sync(True)
+    else:
+        yield
+
+
 def accumulate_backward(
     forward: nn.Module,
     pretrainer: nn.Module,
@@ -106,13 +122,11 @@ def accumulate_backward(
     with torch.no_grad(), autocast():
         for mb in micro:
             enc = Encoded(model, mb)
-            pretrainer.recipe(enc, mb)  # asks for every view the active objectives need
+            forward(mb, enc)  # asks for every view the active objectives need (through FSDP's root)
             cached.append(enc._cache)
     out: dict[str, torch.Tensor] = {}
     for j, mb in enumerate(micro):
-        last = j == k - 1
-        sync = contextlib.nullcontext() if last or not hasattr(forward, "no_sync") else forward.no_sync()
-        with sync:
+        with contextlib.nullcontext() if j == k - 1 else _no_sync(forward):
             with autocast():
                 out = forward(batch, SplicedEncoded(model, mb, cached, j))
             check(out)

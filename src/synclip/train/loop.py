@@ -18,6 +18,7 @@ from synclip.io import checkpoint as ckpt
 from synclip.models import open_clip_state_dict
 from synclip.train.accumulate import TrainForward, accumulate_backward
 from synclip.train.data import build_loaders
+from synclip.train.fsdp import average_replicated_grads, clip_grad_norm
 from synclip.train.logging import MetricsLogger
 from synclip.train.optim import cosine_lr, create_optimizer, set_lr, warmup_warning
 from synclip.train.plots import plot_training_curves
@@ -85,7 +86,9 @@ def _train(cfg: RunConfig) -> Path:
     seed_everything(t.seed)
     apply_tower_normalisation(cfg)  # before config.json: the views normalise as the loaded tower expects
     run_dir = prepare_run_dir(cfg)
-    pretrainer = sync_batchnorm(build_pretrainer(cfg).to(device), device)
+    pretrainer = build_pretrainer(cfg)
+    sharding = t.fsdp and dist.world_size() > 1  # FSDP2 moves each unit's shard to the device itself
+    pretrainer = sync_batchnorm(pretrainer if sharding else pretrainer.to(device), device)
     model = pretrainer.model
     tokenizer = get_tokenizer(model.context_length, model.tokenizer_file)
     views = pretrainer.recipe.views()
@@ -97,6 +100,8 @@ def _train(cfg: RunConfig) -> Path:
     if warmup_note and dist.is_main():
         print(warmup_note, file=sys.stderr)
 
+    if sharding:  # FSDP2 replaces the parameters by shards: before the optimizer is built
+        wrapped = wrap_sharded(pretrainer, device, t.precision, t.compile)
     optimizer = create_optimizer(
         pretrainer, t.lr, t.weight_decay, (t.beta1, t.beta2), t.eps, decoupled=t.decoupled_weight_decay
     )
@@ -105,9 +110,10 @@ def _train(cfg: RunConfig) -> Path:
     if t.resume:
         path = run_dir / "checkpoint.pt" if t.resume == "auto" else Path(t.resume)
         if path.exists() or t.resume != "auto":
-            step, bad = _restore(path, pretrainer, optimizer, scaler)
+            step, bad = _restore(path, pretrainer, optimizer, scaler, sharding)
     dist.barrier()  # every rank has read the checkpoint before rank 0 may write the next one
-    wrapped = wrap(pretrainer, device, t.compile, t.find_unused_parameters)
+    if not sharding:
+        wrapped = wrap(pretrainer, device, t.compile, t.find_unused_parameters)
 
     logger = MetricsLogger(run_dir, start_step=step) if dist.is_main() else None
     validation = PeriodicEval(cfg, model, tokenizer, device, logger)
@@ -154,9 +160,12 @@ def _train(cfg: RunConfig) -> Path:
                         out = wrapped(batch)
                     check(out)
                     backward(out["loss"])
+                if sharding:  # FSDP2 reduced the shards' gradients; the scalars' are averaged here
+                    average_replicated_grads(pretrainer)
                 if t.grad_clip_norm:
                     scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(pretrainer.parameters(), t.grad_clip_norm)
+                    clip = clip_grad_norm if sharding else torch.nn.utils.clip_grad_norm_
+                    clip(pretrainer.parameters(), t.grad_clip_norm)
                 scaler.step(optimizer)
                 scaler.update()
                 pretrainer.post_step()
@@ -221,6 +230,15 @@ def wrap(pretrainer, device: torch.device, compile: bool, find_unused: bool | No
     if compile:
         forward = torch.compile(forward)
     return forward
+
+
+def wrap_sharded(pretrainer, device: torch.device, precision: str, compile: bool) -> torch.nn.Module:
+    """The training forward with the towers sharded by FSDP2 over ``device`` (:mod:`synclip.train.fsdp`),
+    compiled when asked. ``pretrainer`` may still be on the CPU: only shards reach the device."""
+    from synclip.train.fsdp import shard
+
+    forward = shard(TrainForward(pretrainer), device, precision)
+    return torch.compile(forward) if compile else forward
 
 
 def _check_finite(out: dict, step: int, run_dir: Path) -> None:
@@ -289,7 +307,10 @@ def epoch_checkpoints(run_dir: Path) -> list[Path]:
 
 def _save(state: dict, step: int, bad: dict, finished: bool, epoch_file: str | None = None) -> None:
     """Write the resumable ``checkpoint.pt``; with ``epoch_file``, the same state to that name too,
-    then delete the oldest epoch files beyond ``train.keep_last``."""
+    then delete the oldest epoch files beyond ``train.keep_last``. With ``train.fsdp`` every rank writes
+    its shards (:mod:`synclip.io.sharded`)."""
+    if state["cfg"].train.fsdp:
+        return _save_sharded(state, step, bad, finished, epoch_file)
     if not dist.is_main():
         return
     pretrainer = state["pretrainer"]
@@ -312,14 +333,46 @@ def _save(state: dict, step: int, bad: dict, finished: bool, epoch_file: str | N
     ckpt.save_atomic(payload, run_dir / "checkpoint.pt")
     if epoch_file is not None:
         ckpt.save_atomic(payload, run_dir / epoch_file)
-        keep = state["cfg"].train.keep_last
-        if keep is not None:
-            for old in epoch_checkpoints(run_dir)[:-keep]:
-                old.unlink()
+        _keep_last(run_dir, state["cfg"].train.keep_last)
 
 
-def _restore(path: Path, pretrainer, optimizer, scaler) -> tuple[int, dict]:
-    state = ckpt.read_synclip_checkpoint(path)
+def _keep_last(run_dir: Path, keep: int | None) -> None:
+    if keep is not None and dist.is_main():
+        for old in epoch_checkpoints(run_dir)[:-keep]:
+            old.unlink()
+
+
+def _save_sharded(state: dict, step: int, bad: dict, finished: bool, epoch_file: str | None) -> None:
+    from synclip.train.sharded_checkpoint import remove_unreferenced, save_sharded
+
+    meta = {
+        "format": ckpt.FORMAT,
+        "scaler": state["scaler"].state_dict(),
+        "step": step,
+        "finished": finished,
+        "bad_samples": bad,
+        "rng": ckpt.rng_state(),
+        "config": state["cfg"].to_dict(),
+    }
+    run_dir = state["run_dir"]
+    names = ["checkpoint.pt"] + ([epoch_file] if epoch_file else [])
+    save_sharded(run_dir, state["pretrainer"], state["optimizer"], meta, names)
+    _keep_last(run_dir, state["cfg"].train.keep_last)
+    remove_unreferenced(run_dir)
+
+
+def _restore(path: Path, pretrainer, optimizer, scaler, sharding: bool = False) -> tuple[int, dict]:
+    state = ckpt.read_synclip_checkpoint(path, consolidate=False)
+    if "shards" in state:  # written with train.fsdp: each rank reads its slice, on any number of ranks
+        from synclip.train.sharded_checkpoint import load_sharded
+
+        load_sharded(path, state, pretrainer, optimizer)
+        return _restore_rest(state, scaler)
+    if sharding:  # a whole checkpoint (DDP, one process) continued sharded
+        from synclip.train.sharded_checkpoint import load_whole_into_sharded
+
+        load_whole_into_sharded(state, pretrainer, optimizer)
+        return _restore_rest(state, scaler)
     exported = set(pretrainer.recipe.export_state()) | {"logit_scale"}  # beside the towers, not in them
     model_state = {k: v for k, v in state["model"].items() if k not in exported}
     try:
@@ -331,6 +384,10 @@ def _restore(path: Path, pretrainer, optimizer, scaler) -> tuple[int, dict]:
             f"{sorted(state['config']['objectives'])}, which do not fit this run: {str(err)[:300]}"
         ) from err
     optimizer.load_state_dict(state["optimizer"])
+    return _restore_rest(state, scaler)
+
+
+def _restore_rest(state: dict, scaler) -> tuple[int, dict]:
     scaler.load_state_dict(state["scaler"])
     ckpt.set_rng_state(state["rng"])
     return int(state["step"]), state["bad_samples"]

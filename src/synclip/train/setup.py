@@ -123,7 +123,7 @@ def tower_normalisation(m) -> tuple[tuple, tuple] | None:
     if is_published(source):
         return normalisation(source)
     if Path(source).suffix != ".safetensors" and Path(source).is_file():
-        state = read_checkpoint(source)
+        state = read_checkpoint(source, consolidate=False)  # the config is enough: no sharded weights
         image = ((state.get("config") or {}).get("views") or {}).get("image") or {}
         if state.get("format") == FORMAT and "mean" in image:
             return tuple(image["mean"]), tuple(image["std"])
