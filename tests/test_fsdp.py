@@ -95,6 +95,8 @@ CASES = {  # case -> (recipe, overrides of both runs)
     "declip": ("declip", {}),
     # a locked EfficientNet image tower: frozen parameters and BatchNorm statistics inside a unit
     "lit": ("lit", {"model.name": "effnet-lite0-text"}),
+    # an EMA teacher (objective-owned, outside the optimizer) and a DINO center buffer
+    "silc": ("silc", {}),
 }
 
 
