@@ -47,14 +47,20 @@ def _state(run_dir):
 
 
 FMNIST = "{labels: {kind: fashion_mnist}}"
-CASES = {  # recipe -> extra overrides
-    "clip": {},
-    "siglip": {},  # the sigmoid loss over local images x gathered texts, divided by the local batch
-    "slip": {},
-    "declip": {},
-    "simclr": {},  # image only: the text tower gets no gradient, DDP must be told (see ATOL)
-    "classifier": {"data.sources": FMNIST},  # image only, with a vocabulary
-    "lit": {"model.name": "effnet-lite0-text"},  # locked BatchNorm tower: statistics stay as loaded
+BATCHED = {"data.augment": "batched"}  # image views augmented batch-wide from per-sample parameters
+CASES = {  # case -> (recipe, extra overrides)
+    "clip": ("clip", {}),
+    "clip_batched": ("clip", BATCHED),
+    "siglip": (
+        "siglip",
+        {},
+    ),  # the sigmoid loss over local images x gathered texts, divided by the local batch
+    "slip": ("slip", {}),
+    "slip_batched": ("slip", BATCHED),  # two SimCLR crops per sample, jittered on the device
+    "declip": ("declip", {}),
+    "simclr": ("simclr", {}),  # image only: the text tower gets no gradient, DDP must be told (see ATOL)
+    "classifier": ("classifier", {"data.sources": FMNIST}),  # image only, with a vocabulary
+    "lit": ("lit", {"model.name": "effnet-lite0-text"}),  # locked BatchNorm tower: statistics stay as loaded
 }
 
 
@@ -67,10 +73,11 @@ ATOL = {"simclr": 1e-4, "slip": 1e-3}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", list(CASES))
-def test_two_processes_equal_one_process_on_the_global_batch(recipe, emoji_subset, tmp_path):
-    one = _overrides(emoji_subset, tmp_path, "one", 2 * B, **CASES[recipe])
-    two = _overrides(emoji_subset, tmp_path, "two", B, **CASES[recipe])
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_processes_equal_one_process_on_the_global_batch(case, emoji_subset, tmp_path):
+    recipe, extra = CASES[case]
+    one = _overrides(emoji_subset, tmp_path, "one", 2 * B, **extra)
+    two = _overrides(emoji_subset, tmp_path, "two", B, **extra)
     run_distributed(_train_rank, 2, recipe, two)
     single = train(load_config(recipe, one))
 

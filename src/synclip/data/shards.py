@@ -25,7 +25,7 @@ from PIL import Image
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from synclip import distributed as dist
-from synclip.data.images import BadSample, to_rgb
+from synclip.data.images import BadSample, open_draft, to_rgb
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 
@@ -101,8 +101,11 @@ def write_shards(
     return info
 
 
-def decode_record(record: dict, max_caption_chars: int = 1000) -> dict:
-    """A raw webdataset record (bytes per extension) -> a source sample ``{"image", "caption", "key", ...}``."""
+def decode_record(record: dict, max_caption_chars: int = 1000, draft: int | None = None) -> dict:
+    """A raw webdataset record (bytes per extension) -> a source sample ``{"image", "caption", "key", ...}``.
+
+    ``draft``: decode JPEGs at a reduced scale with both sides at least this long (:func:`open_draft`).
+    """
     key = record.get("__key__", "?")
     meta = json.loads(record["json"]) if "json" in record else {}
     sample = {**meta, "key": meta.get("key", key)}
@@ -118,6 +121,7 @@ def decode_record(record: dict, max_caption_chars: int = 1000) -> dict:
         raise BadSample("missing_file", sample["key"], "no image in the record")
     try:
         with Image.open(io.BytesIO(data)) as img:
+            open_draft(img, draft)
             img.load()
             rgb = to_rgb(img)
             sample["image"] = img.copy() if rgb is img else rgb
@@ -155,6 +159,7 @@ class ShardStream(IterableDataset):
         self.epoch, self.skip = 0, 0  # skip: samples each reader already produced this epoch
         self.shift = 0  # DataLoader worker i reads as worker (i + shift) % workers
         self.rank, self.world = dist.rank(), dist.world_size()
+        self.decode_size: int | None = None  # JPEG draft decoding (the batched augmentation path sets it)
 
     def set_epoch(self, epoch: int, skip: int | list[int] = 0, shift: int = 0) -> None:
         """Start epoch ``epoch``; ``skip[w]`` samples of worker w were already used; see ``shift``."""
@@ -197,7 +202,7 @@ class ShardStream(IterableDataset):
         dropped: list[tuple[str, str]] = []
         for record, p in self._raw(reader, readers):
             try:
-                sample = decode_record(record)
+                sample = decode_record(record, draft=self.decode_size)
             except BadSample as err:
                 if skip <= 0:
                     dropped.append((err.key, err.reason))
