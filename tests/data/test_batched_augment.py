@@ -177,3 +177,17 @@ def test_the_augment_option_is_checked():
         load_config("clip", ["data.augment=gpu"])
     with pytest.raises(ConfigError, match="data.decode_size"):
         load_config("clip", ["data.augment=batched", "data.decode_size=0"])
+
+
+def test_solarisation_inverts_bright_pixels_on_both_paths():
+    """BYOL's solarisation (solarize_p): a white image comes out black on either path."""
+    views = {"image_ssl": {"num": 2, "size": 16, "solarize_p": 1.0, "jitter_p": 0.0, "grey_p": 0.0}}
+    sample = {"image": Image.new("RGB", (40, 40), (255, 255, 255)), "key": "w"}
+    black = (0 - torch.tensor(OPENAI_CLIP_MEAN)) / torch.tensor(OPENAI_CLIP_STD)  # (3,)
+    torch.manual_seed(0)
+    pil = make_views(views, None, train=True)(sample)["image_ssl"]  # (2, 3, 16, 16)
+    worker, augment = batched_views(views, None, side=32)
+    torch.manual_seed(0)
+    batched = augment(collate([worker(sample)]), CPU)["image_ssl"][0]  # (2, 3, 16, 16)
+    for out in (pil, batched):
+        assert torch.allclose(out, black[None, :, None, None].expand_as(out), atol=1e-4)
