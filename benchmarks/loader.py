@@ -7,6 +7,8 @@ training device augments whole batches), three numbers:
 - **loader pairs/s**: batches drawn from the training DataLoader with ``--workers`` worker processes
   and made ready for the model (``MultiSourceLoader.to_device``, which on the batched path includes
   the crops and colour steps on the device), nothing else running;
+- **loader CPU ms/pair**: the same work in this process alone (no workers) on one thread, in CPU
+  time: what a pair's data costs whatever else runs on the machine;
 - **step pairs/s**: forward + backward + AdamW + post-step hooks on one fixed batch, no data loading
   (as ``recipe_ratio.py``; on the CPU from this process's CPU time, which other processes sharing the
   machine do not inflate), and its ratio to `clip`'s: the step-compute ratio;
@@ -35,6 +37,7 @@ import torch
 from recipe_ratio import measure, recipe_spec, step_fn
 from synclip.config import load_config
 from synclip.data.tokenizer import get_tokenizer
+from synclip.data.views.image_ssl import single_thread
 from synclip.train.data import build_loaders
 from synclip.train.logging import read_metrics
 from synclip.train.loop import train
@@ -80,6 +83,22 @@ def loader_rate(label: str, args, path: str, workdir: Path, device: torch.device
     return pairs / (time.perf_counter() - start)
 
 
+def loader_cpu_cost(label: str, args, path: str, workdir: Path, device: torch.device) -> float:
+    """CPU milliseconds per pair of the same loading done in this process on one thread (no workers)."""
+    cfg = _config(label, args, path, workdir, ["data.workers=0"])
+    pretrainer = build_pretrainer(cfg)
+    model, views = pretrainer.model, pretrainer.recipe.views()
+    tokenizer = get_tokenizer(model.context_length)
+    data = build_loaders(cfg, views, tokenizer, model.image_size, patch_size=model.patch_size)
+    batches = data.epoch(0)
+    with single_thread():
+        data.to_device(next(batches), device)  # warm-up
+        start, pairs = time.process_time(), 0
+        for _ in range(args.batches):
+            pairs += data.to_device(next(batches), device)[data.main]["size"]
+        return 1000 * (time.process_time() - start) / pairs
+
+
 def step_rate(label: str, args, workdir: Path, device: torch.device) -> tuple[float, float]:
     """(pairs/s of the step alone, its time basis in seconds) on one fixed batch of the recipe."""
     step = step_fn(args.model, label, args.batch, device, "fp32", workdir / f"step-{label}")
@@ -95,6 +114,7 @@ def train_rate(label: str, args, path: str, workdir: Path) -> float:
         f"train.max_steps={args.train_steps}",
         f"train.log_every={args.log_every}",
         "train.epochs=100",
+        "train.warmup_steps=1",  # short run: no warm-up warning; the lr does not change the time
         "train.checkpoint_every=100000",
         "train.progress=false",
         "eval.at_end=false",
@@ -132,17 +152,26 @@ def main() -> None:
     began = time.perf_counter()
     rows = []
     steps = {label: step_rate(label, args, workdir, device) for label in labels}
-    for path in paths:
-        for label in labels:
+    # the first training run of a process measured several times slower than later ones: run one unmeasured
+    train_rate(
+        labels[0],
+        argparse.Namespace(**{**vars(args), "train_steps": 2 * args.log_every}),
+        paths[0],
+        workdir / "warm-up",
+    )
+    for i, label in enumerate(labels):
+        for path in paths if i % 2 == 0 else paths[::-1]:  # alternate the order so drift hits both paths
             rows.append(
                 {
                     "recipe": label,
                     "path": path,
                     "loader_pairs_s": loader_rate(label, args, path, workdir / path, device),
+                    "loader_cpu_ms_pair": loader_cpu_cost(label, args, path, workdir / path, device),
                     "step_pairs_s": steps[label][0],
                     "train_pairs_s": train_rate(label, args, path, workdir / path),
                 }
             )
+    rows.sort(key=lambda row: (paths.index(row["path"]), labels.index(row["recipe"])))
     for row in rows:
         clip = next((r for r in rows if r["recipe"] == "clip" and r["path"] == row["path"]), None)
         row["step_ratio"] = steps["clip"][0] / row["step_pairs_s"] if "clip" in steps else None
@@ -160,12 +189,14 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     print(
-        "\n| recipe | path | loader pairs/s | step pairs/s | loader / step | train pairs/s | step ratio | wall ratio |"
+        "\n| recipe | path | loader pairs/s | loader CPU ms/pair | step pairs/s | loader / step "
+        "| train pairs/s | step ratio | wall ratio |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in result["rows"]:
         print(
-            f"| `{r['recipe']}` | {r['path']} | {r['loader_pairs_s']:.0f} | {r['step_pairs_s']:.0f} | "
+            f"| `{r['recipe']}` | {r['path']} | {r['loader_pairs_s']:.0f} | {r['loader_cpu_ms_pair']:.2f} "
+            f"| {r['step_pairs_s']:.0f} | "
             f"{r['loader_over_step']:.2f} | {r['train_pairs_s']:.0f} | {r['step_ratio']:.2f} | {r['wall_ratio']:.2f} |"
         )
     if args.json:

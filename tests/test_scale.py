@@ -48,6 +48,7 @@ def _state(run_dir):
 
 FMNIST = "{labels: {kind: fashion_mnist}}"
 BATCHED = {"data.augment": "batched"}  # image views augmented batch-wide from per-sample parameters
+PIL = {"data.augment": "pil"}  # each sample augmented in a worker (slip and declip default to batched)
 CASES = {  # case -> (recipe, extra overrides)
     "clip": ("clip", {}),
     "clip_batched": ("clip", BATCHED),
@@ -55,8 +56,8 @@ CASES = {  # case -> (recipe, extra overrides)
         "siglip",
         {},
     ),  # the sigmoid loss over local images x gathered texts, divided by the local batch
-    "slip": ("slip", {}),
-    "slip_batched": ("slip", BATCHED),  # two SimCLR crops per sample, jittered on the device
+    "slip": ("slip", {}),  # two SimCLR crops per sample, jittered on the device (the recipe's default)
+    "slip_pil": ("slip", PIL),
     "declip": ("declip", {}),
     "simclr": ("simclr", {}),  # image only: the text tower gets no gradient, DDP must be told (see ATOL)
     "classifier": ("classifier", {"data.sources": FMNIST}),  # image only, with a vocabulary
