@@ -10,8 +10,8 @@ training device augments whole batches), three numbers:
 - **loader CPU ms/pair**: the same work in this process alone (no workers) on one thread, in CPU
   time: what a pair's data costs whatever else runs on the machine;
 - **step pairs/s**: forward + backward + AdamW + post-step hooks on one fixed batch, no data loading
-  (as ``recipe_ratio.py``; on the CPU from this process's CPU time, which other processes sharing the
-  machine do not inflate), and its ratio to `clip`'s: the step-compute ratio;
+  (as ``recipe_ratio.py``; on the CPU from this process's CPU time on ``--step-threads`` threads, which
+  other processes sharing the machine do not inflate), and its ratio to `clip`'s: the step-compute ratio;
 - **train pairs/s**: a real short training run (``synclip.train.loop.train``), the median of the
   loop's logged ``pairs_per_s`` windows after the first (which holds worker start-up), and its
   wall-clock ratio to `clip` on the same path.
@@ -102,8 +102,14 @@ def loader_cpu_cost(label: str, args, path: str, workdir: Path, device: torch.de
 def step_rate(label: str, args, workdir: Path, device: torch.device) -> tuple[float, float]:
     """(pairs/s of the step alone, its time basis in seconds) on one fixed batch of the recipe."""
     step = step_fn(args.model, label, args.batch, device, "fp32", workdir / f"step-{label}")
-    measure(step, 1, device)  # warm-up
-    times = measure(step, args.step_repeats, device)
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and args.step_threads:
+        torch.set_num_threads(args.step_threads)
+    try:
+        measure(step, 1, device)  # warm-up
+        times = measure(step, args.step_repeats, device)
+    finally:
+        torch.set_num_threads(threads)
     seconds = statistics.median(cpu if device.type == "cpu" else wall for wall, cpu in times)
     return args.batch / seconds, seconds
 
@@ -140,6 +146,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6, help="timed loader batches")
     parser.add_argument("--warmup-batches", type=int, default=2)
     parser.add_argument("--step-repeats", type=int, default=3)
+    parser.add_argument(
+        "--step-threads",
+        type=int,
+        default=1,
+        help="CPU threads for the step-compute measurement (0: torch's); on a loaded machine 2 threads' CPU "
+        "time swings with the load (spin-waits), 1 thread's does not",
+    )
     parser.add_argument("--train-steps", type=int, default=12)
     parser.add_argument("--log-every", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -183,7 +196,9 @@ def main() -> None:
         "workers": args.workers,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
-        "step_basis": "process CPU time" if device.type == "cpu" else "wall time",
+        "step_basis": f"process CPU time, {args.step_threads or 'all'} thread(s)"
+        if device.type == "cpu"
+        else "wall time",
         "seconds": round(time.perf_counter() - began, 1),
         "rows": [{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()} for row in rows],
     }
