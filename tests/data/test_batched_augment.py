@@ -14,6 +14,7 @@ from synclip.data.batched import batched_views, ops
 from synclip.data.batched.canvas import to_canvas
 from synclip.data.collate import collate
 from synclip.data.images import load_rgb
+from synclip.data.shards import decode_record
 from synclip.data.views import PIXELS, ViewDataset, make_views
 from synclip.data.views.image import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from synclip.train.data import SeededItems
@@ -167,6 +168,8 @@ def test_jpeg_draft_decoding_keeps_about_the_asked_size(tmp_path):
     assert drafted.size == (200, 150)  # scaled by 1/4: both sides stay >= 96
     assert load_rgb(tmp_path / "big.png", "k", draft=96).size == (800, 600)  # PNG has no draft mode
     assert load_rgb(tmp_path / "big.jpg", "k").size == (800, 600)
+    record = {"__key__": "k", "jpg": (tmp_path / "big.jpg").read_bytes()}  # a webdataset shard's record
+    assert decode_record(record, draft=96)["image"].size == (200, 150)
     canvas, (h, w) = to_canvas(drafted, 96)
     assert canvas.shape == (3, 96, 96) and canvas.dtype == torch.uint8 and (h, w) == (72, 96)
     assert canvas[:, h:].eq(canvas[:, h - 1 : h]).all()  # padding repeats the edge
