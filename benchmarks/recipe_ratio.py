@@ -7,8 +7,8 @@ for by untrained checkpoints, which cost the same. Recipes are measured in inter
 order reverses each round) so machine noise hits them alike; the ratio of median step times to
 `clip` is printed. On the CPU the ratio uses this process's CPU time, which other processes sharing
 the machine do not inflate. `slip_pd50` is `slip` with FLIP-style patch dropout 0.5 on the SimCLR
-crops; `slip_mlp1024` narrows SLIP's 4096-wide SimCLR head to 1024 (an ablation, not in the default
-list). ``--model ''`` keeps each recipe's own model (e.g. `lit`'s EfficientNet tower).
+crops; `slip_mlp1024` narrows SLIP's 4096-wide SimCLR head to 1024 and `aclip_mlp1024` A-CLIP's
+SimCLR and BYOL heads (ablations, not in the default list). ``--model ''`` keeps each recipe's own model (e.g. `lit`'s EfficientNet tower).
 
     python benchmarks/recipe_ratio.py --model tiny-vit-48 --batch 128 --rounds 5
     python benchmarks/recipe_ratio.py --model micro-vit-32 --recipes clip,flip:masked,clip_mae,eva_mim:mim
@@ -43,6 +43,12 @@ RECIPES = {  # label -> (recipe, overrides, stage of a staged recipe or None)
         ["objectives.simclr.mlp_dim=1024"],
         None,
     ),  # ablation: a head sized for small towers
+    "aclip": ("aclip", [], None),
+    "aclip_mlp1024": (  # ablation: A-CLIP's SimCLR and BYOL heads 1024 wide, as slip_mlp1024
+        "aclip",
+        [f"objectives.aclip.{head}_mlp_dim=1024" for head in ("simclr", "byol")],
+        None,
+    ),
     "declip": ("declip", [], None),
     "nclip": ("nclip", [], None),
     "xclip": ("xclip", [], None),

@@ -25,10 +25,17 @@ from synclip.train.optim import create_optimizer
 
 
 def open_clip_step_fn(
-    name: str, batch: dict, device: torch.device, fused: bool = False, grad_checkpointing: bool = False
+    name: str,
+    batch: dict,
+    device: torch.device,
+    fused: bool = False,
+    grad_checkpointing: bool = False,
+    compile: bool = False,
 ):
+    """One open_clip training step; ``compile`` runs the model's forward through ``torch.compile``."""
     model = open_clip.create_model(name).to(device).train()
     model.set_grad_checkpointing(grad_checkpointing)
+    forward = torch.compile(model) if compile else model
     loss_fn = open_clip.loss.ClipLoss()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_scale" not in n]
     rest = [p for n, p in model.named_parameters() if p.ndim < 2 or "logit_scale" in n]
@@ -44,7 +51,7 @@ def open_clip_step_fn(
     def step(precision: str) -> None:
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device, precision):
-            img, txt, scale = model(image, text)
+            img, txt, scale = forward(image, text)
             loss = loss_fn(img, txt, scale)
         loss.backward()
         optimizer.step()
@@ -54,16 +61,20 @@ def open_clip_step_fn(
     return step
 
 
-def synclip_step_fn(name: str, batch: dict, device: torch.device, grad_checkpointing: bool = False):
+def synclip_step_fn(
+    name: str, batch: dict, device: torch.device, grad_checkpointing: bool = False, compile: bool = False
+):
+    """One synclip ``clip`` training step; ``compile`` compiles the forward as ``train.compile`` does."""
     model = create_model(name)
     model.set_grad_checkpointing(grad_checkpointing)
     pretrainer = Pretrainer(model, Recipe(model, {"clip": {"weight": 1.0}})).to(device).train()
     optimizer = create_optimizer(pretrainer, 1e-4, 0.1, (0.9, 0.98), 1e-6)
+    forward = torch.compile(pretrainer) if compile else pretrainer
 
     def step(precision: str) -> None:
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device, precision):
-            loss = pretrainer(batch)["loss"]
+            loss = forward(batch)["loss"]
         loss.backward()
         optimizer.step()
         pretrainer.post_step()

@@ -7,6 +7,7 @@ import torch
 
 from dist_utils import run_distributed
 from run_helpers import small_run_overrides
+from small_options import SMALL
 from synclip.config import load_config
 from synclip.io.checkpoint import read_synclip_checkpoint
 from synclip.train.logging import read_metrics
@@ -47,21 +48,33 @@ def _state(run_dir):
 
 
 FMNIST = "{labels: {kind: fashion_mnist}}"
-BATCHED = {"data.augment": "batched"}  # image views augmented batch-wide from per-sample parameters
-PIL = {"data.augment": "pil"}  # each sample augmented in a worker (slip and declip default to batched)
-CASES = {  # case -> (recipe, extra overrides)
-    "clip": ("clip", {}),
-    "clip_batched": ("clip", BATCHED),
-    "siglip": (
-        "siglip",
-        {},
-    ),  # the sigmoid loss over local images x gathered texts, divided by the local batch
-    "slip": ("slip", {}),  # two SimCLR crops per sample, jittered on the device (the recipe's default)
-    "slip_pil": ("slip", PIL),
-    "declip": ("declip", {}),
-    "simclr": ("simclr", {}),  # image only: the text tower gets no gradient, DDP must be told (see ATOL)
-    "classifier": ("classifier", {"data.sources": FMNIST}),  # image only, with a vocabulary
-    "lit": ("lit", {"model.name": "effnet-lite0-text"}),  # locked BatchNorm tower: statistics stay as loaded
+SMALL_DISTILL = {f"objectives.self_distill.{k}": v for k, v in SMALL["self_distill"].items()}
+SMALL_MASKED = {f"objectives.masked_prediction.{k}": v for k, v in SMALL["masked_prediction"].items()}
+CASES = {  # recipe (or recipe/variant) -> extra overrides
+    "clip": {},
+    "clip/batched": {"data.augment": "batched"},  # image views augmented batch-wide from per-sample params
+    "siglip": {},  # the sigmoid loss over local images x gathered texts, divided by the local batch
+    "slip": {},  # data.augment=batched, the recipe's default: two SimCLR crops jittered on the device
+    "slip/pil": {"data.augment": "pil"},  # each sample augmented in a worker
+    "declip": {},
+    "simclr": {},  # image only: the text tower gets no gradient, DDP must be told (see ATOL)
+    "classifier": {"data.sources": FMNIST},  # image only, with a vocabulary
+    "lit": {"model.name": "effnet-lite0-text"},  # locked BatchNorm tower: statistics stay as loaded
+    # the EMA teacher picks the kept patches; small heads (their BatchNorm is global, as SimCLR's)
+    "aclip": {
+        f"objectives.aclip.{k}": 32 for k in ("simclr_mlp_dim", "simclr_dim", "byol_mlp_dim", "byol_dim")
+    },
+    # EMA teachers, centres all-reduced over ranks; small heads and 2 local crops to stay fast
+    "silc": {**SMALL_DISTILL, "views.image_local.num": 2},
+    "tips": {**SMALL_DISTILL, **SMALL_MASKED, "views.image_local.num": 2},
+    # the late objectives switched on from step 2 of 8 (not 80%), so that 3 steps see both phases
+    "siglip2": {
+        **SMALL_DISTILL,
+        **SMALL_MASKED,
+        "views.image_local.num": 2,
+        "objectives.self_distill.start_fraction": 0.2,
+        "objectives.masked_prediction.start_fraction": 0.2,
+    },
 }
 
 
@@ -70,15 +83,15 @@ CASES = {  # case -> (recipe, extra overrides)
 # about its eps-limited size (~1e-5) whose sign differs between 1 and 2 processes. SLIP carries the
 # same head: on a fresh environment (open_clip 3.3.0, torch 2.14.1) a few of its head weights and one
 # attention weight differ by up to 3.6e-4 after 3 steps, while every loss agrees to 1e-6.
-ATOL = {"simclr": 1e-4, "slip": 1e-3}
+ATOL = {"simclr": 1e-4, "slip": 1e-3, "aclip": 1e-3}  # aclip carries the SimCLR head too
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_two_processes_equal_one_process_on_the_global_batch(case, emoji_subset, tmp_path):
-    recipe, extra = CASES[case]
-    one = _overrides(emoji_subset, tmp_path, "one", 2 * B, **extra)
-    two = _overrides(emoji_subset, tmp_path, "two", B, **extra)
+    recipe = case.split("/")[0]
+    one = _overrides(emoji_subset, tmp_path, "one", 2 * B, **CASES[case])
+    two = _overrides(emoji_subset, tmp_path, "two", B, **CASES[case])
     run_distributed(_train_rank, 2, recipe, two)
     single = train(load_config(recipe, one))
 

@@ -12,6 +12,7 @@ from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import make_views, view_defaults
 from synclip.io.checkpoint import FORMAT, CheckpointError, read_checkpoint
 from synclip.models import TwoTower, create_model, load_state
+from synclip.objectives.caption import published_coca_head
 from synclip.recipe import build_heads, saved_heads
 
 
@@ -37,7 +38,8 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
     ``heads``: ``{objective name: module}``, the inference heads its objectives saved (a ``classify``
     objective's :class:`~synclip.objectives.classify.ClassifierHead`, say), rebuilt through the
     objective registry; empty for recipes without one. Files written by ``synclip export`` carry them
-    too.
+    too. Published CoCa weights (``open_clip:coca_ViT-B-32:<tag>``) get their decoder as
+    ``heads["caption"]``, so ``model.generate`` captions with it.
     """
     from synclip.models.published import SYNTAX, is_published, read_published
 
@@ -46,12 +48,13 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
         published = read_published(str(path))
         model = create_model(published.arch)
         load_state(model, published.state, where=str(path))
+        coca = published_coca_head(model, published.exported)  # a CoCa's decoder: model.heads["caption"]
         return _serve(
             model,
             published.exported,
             {"mean": published.mean, "std": published.std},
             {},
-            {},
+            {"caption": coca} if coca else {},
             device,
             published.path,
         )
@@ -60,7 +63,10 @@ def load(path: str | Path, model_name: str | None = None, device: str | torch.de
         config = state["config"]
         m = config["model"]
         model = create_model(
-            state["model_name"], image_size=m["image_size"], context_length=m["context_length"]
+            state["model_name"],
+            image_size=m["image_size"],
+            context_length=m["context_length"],
+            image_head=m.get("image_head", True),
         )
         weights = state["model"]
     else:
@@ -88,7 +94,7 @@ def _serve(model, exported: dict, image: dict, config: dict, heads: dict, device
     image_options = dict(view_defaults("image"))
     image_options.update(image)
     image_options["size"] = model.image_size
-    model.tokenizer = get_tokenizer(model.context_length)
+    model.tokenizer = get_tokenizer(model.context_length, model.tokenizer_file)
     model.preprocess = ImagePreprocess(image_options, model.tokenizer)
     model.logit_scale_value = float(torch.as_tensor(exported.get("logit_scale", math.log(1 / 0.07))).exp())
     model.exported = exported

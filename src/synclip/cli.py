@@ -167,6 +167,23 @@ def add_eval_data_arguments(p: argparse.ArgumentParser) -> None:
         "wds/<name> (CLIP_benchmark's webdataset format) or any CLIP_benchmark dataset name",
     )
     p.add_argument("--data-root", default=None, metavar="DIR", help="--benchmark: where its data is")
+    hf = p.add_argument_group("a local Hugging Face dataset (pip install 'synclip[hf]')")
+    hf.add_argument(
+        "--hf-dataset",
+        default=None,
+        metavar="DIR",
+        help="a folder datasets.load_dataset reads (imagefolder, parquet, arrow) or save_to_disk wrote: "
+        "zero-shot, linear probe and kNN over its label column, retrieval over its caption column",
+    )
+    hf.add_argument(
+        "--hf-format", default=None, help="imagefolder, parquet, arrow (default: inferred from the files)"
+    )
+    hf.add_argument("--hf-split", default=None, help="default: the only split, else test, else validation")
+    hf.add_argument("--hf-image-key", default=None, help="image column (default: image)")
+    hf.add_argument(
+        "--hf-caption-key", default=None, help="caption column (default: text, when there is one)"
+    )
+    hf.add_argument("--hf-label-key", default=None, help="label column (default: label, when there is one)")
 
 
 def eval_data_options(args) -> dict:
@@ -182,6 +199,17 @@ def eval_data_options(args) -> dict:
     out = {k: v for k, v in out.items() if v is not None}
     if args.csv is not None:
         out["csv_keys"] = (args.img_key, args.caption_key, args.csv_separator)
+    hf = {
+        "format": args.hf_format,
+        "split": args.hf_split,
+        "img_key": args.hf_image_key,
+        "caption_key": args.hf_caption_key,
+        "label_key": args.hf_label_key,
+    }
+    if args.hf_dataset is not None:
+        out["hf_dataset"] = args.hf_dataset
+    if any(v is not None for v in hf.values()):
+        out["hf_options"] = {k: v for k, v in hf.items() if v is not None}
     return out
 
 

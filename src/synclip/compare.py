@@ -38,9 +38,16 @@ class Entry:
         return cls(label, recipe or label)
 
 
+def _plain(value):
+    """An eval option as JSON keeps it: a tuple as a list, a mapping (``hf_options``) as is, else text."""
+    if isinstance(value, tuple):
+        return list(value)
+    return dict(value) if isinstance(value, dict) else str(value)
+
+
 def _asked(tasks: list[str] | None, limit: int | None, eval_options: dict) -> dict:
     """What a run was evaluated on, as its record keeps it (data options only when given)."""
-    data = {k: list(v) if isinstance(v, tuple) else str(v) for k, v in eval_options.items()}
+    data = {k: _plain(v) for k, v in eval_options.items()}
     return {"tasks": tasks, "limit": limit, **({"data": data} if data else {})}
 
 
@@ -80,10 +87,7 @@ def run_entry(
             "train.resume=auto",
             "eval.at_end=false",
             # periodic validation (eval.every_steps) of a row scores the same data as the comparison
-            *(
-                f"eval.{k}={json.dumps(list(v) if isinstance(v, tuple) else str(v))}"
-                for k, v in eval_options.items()
-            ),
+            *(f"eval.{k}={json.dumps(_plain(v))}" for k, v in eval_options.items()),
         ]
         cfg = load_config(entry.recipe, overrides)
         start = time.perf_counter()

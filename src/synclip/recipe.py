@@ -15,7 +15,11 @@ class Recipe(nn.Module):
 
     ``objectives`` maps an instance name to its options. The objective class is the option ``type``
     when given, else the name itself, so one recipe can hold two instances of the same objective.
-    A weight of 0 keeps the objective (and its state) but skips its computation.
+    A weight of 0 keeps the objective (and its state) but skips its computation. ``start_fraction``
+    (default 0) switches an objective on only once that fraction of the run's steps is done (SigLIP 2
+    adds self-distillation and masked prediction for the last 20%: ``start_fraction: 0.8``): before,
+    it is not run and adds no loss, but it exists from step 0 (its heads and EMA teacher are in every
+    checkpoint, and its ``post_step`` runs, so an EMA teacher follows the student all along).
 
     With a ``context`` (the run's views and sources), each objective's :meth:`Objective.prepare`
     fills its options from the run first (vocabularies, view statistics).
@@ -27,20 +31,45 @@ class Recipe(nn.Module):
             raise ValueError("a recipe needs at least one objective")
         self.objectives = nn.ModuleDict()
         self.weights: dict[str, float] = {}
+        self.starts: dict[str, float] = {}  # start_fraction of each objective
+        self.progress = 0.0  # set_progress: where training stands
         self.kinds: dict[str, str] = {}
         self.options: dict[str, dict] = {}  # as configured, completed with the defaults
         for name, options in objectives.items():
             options = dict(options or {})
             self.weights[name] = float(options.pop("weight", 1.0))
             self.kinds[name] = options.pop("type", name)
+            self.starts[name] = float(options.pop("start_fraction", 0.0))
+            if not 0.0 <= self.starts[name] < 1.0:
+                raise ValueError(
+                    f"objectives.{name}.start_fraction must lie in [0, 1) (the fraction of the run's steps "
+                    f"done before it switches on), got {self.starts[name]}"
+                )
             cls = OBJECTIVES.get(self.kinds[name])
             self.options[name] = cls.resolve(options)
             if context is not None:
                 options = cls.prepare(options, context.named(name))
             self.objectives[name] = cls(model, **options)
+            self.objectives[name].start_fraction = self.starts[name]
             if context is not None:
                 context.named(name).check_reads(self.objectives[name].reads())
         self._tie_temperatures()
+        self._tie_heads()
+
+    def _tie_heads(self) -> None:
+        """Objectives with ``heads_of`` (``text_simsiam``) use the named objective's SimSiam heads."""
+        for name, objective in self.objectives.items():
+            owner_name = getattr(objective, "heads_of", None)
+            if not owner_name:
+                continue
+            owner = self.objectives[owner_name] if owner_name in self.objectives else None
+            if owner is None or owner is objective or not hasattr(owner, "predictor"):
+                raise ValueError(
+                    f"objectives.{name}.heads_of: {owner_name!r} is not another objective with SimSiam "
+                    f"heads in this recipe ({', '.join(self.objectives)}); add a simsiam objective or set "
+                    f"objectives.{name}.heads_of=null for heads of its own"
+                )
+            objective.share_heads(owner)
 
     def _tie_temperatures(self) -> None:
         """Objectives with ``temperature_of`` use the named objective's ``logit_scale`` parameter."""
@@ -61,7 +90,12 @@ class Recipe(nn.Module):
             objective.share_temperature(owner)
 
     def active(self) -> dict[str, Objective]:
+        """Objectives with a non-zero weight: their views are built and their ``post_step`` runs."""
         return {n: o for n, o in self.objectives.items() if self.weights[n] != 0}
+
+    def running(self) -> dict[str, Objective]:
+        """Active objectives whose ``start_fraction`` of the run is reached: those computed this step."""
+        return {n: o for n, o in self.active().items() if self.progress >= self.starts[n]}
 
     def views(self) -> dict[str, list[str]]:
         """Views the data pipeline must build, per source."""
@@ -74,7 +108,7 @@ class Recipe(nn.Module):
 
     def forward(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         total, parts = 0.0, {}
-        active = self.active()
+        active = self.running()
         # every view any objective needs, same-shape views in one tower call each
         enc.prefetch([request for objective in active.values() for request in objective.requests()])
         for name, objective in active.items():
@@ -108,7 +142,8 @@ class Recipe(nn.Module):
         That happens to the parameters of objectives with weight 0 (skipped, but still in the module);
         to parts of the towers when no active objective reads both an image and a text view (an
         image-only recipe such as ``simclr`` leaves the text tower without gradients); and when an
-        objective says so (:meth:`Objective.may_leave_unused`). Frozen parameters need nothing.
+        objective says so (:meth:`Objective.may_leave_unused`); and when an objective starts late
+        (``start_fraction``): until then its parameters get none. Frozen parameters need nothing.
         """
         skipped = any(
             p.requires_grad
@@ -118,7 +153,14 @@ class Recipe(nn.Module):
         )
         active = self.active().values()
         pairs = any(o.towers() >= {"image", "text"} for o in active)
-        return skipped or not pairs or any(o.may_leave_unused() for o in active)
+        late = any(self.starts[name] > 0 for name in self.active())
+        return skipped or late or not pairs or any(o.may_leave_unused() for o in active)
+
+    def set_progress(self, step: int, total_steps: int) -> None:
+        """Tell every objective (weight 0 included) where training stands (:meth:`Objective.set_progress`)."""
+        for objective in self.objectives.values():
+            objective.set_progress(step, total_steps)
+        self.progress = min(1.0, step / total_steps) if total_steps else 0.0
 
     @torch.no_grad()
     def post_step(self) -> None:
@@ -139,6 +181,7 @@ def saved_heads(state: dict) -> dict[str, dict]:
     for name, options in objectives.items():
         options = dict(options or {})
         options.pop("weight", None)
+        options.pop("start_fraction", None)
         kind = options.pop("type", name)
         if kind not in OBJECTIVES or not OBJECTIVES.get(kind).has_head:
             continue
@@ -167,6 +210,9 @@ class Pretrainer(nn.Module):
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         return self.recipe(Encoded(self.model, batch), batch)
+
+    def set_progress(self, step: int, total_steps: int) -> None:
+        self.recipe.set_progress(step, total_steps)
 
     def post_step(self) -> None:
         self.recipe.post_step()

@@ -51,8 +51,10 @@ def test_standard_architecture_keeps_open_clip_layout():
 
 def test_list_models_has_small_and_open_clip_names():
     names = list_models()
-    # synclip's configs, first and sorted (the -avg ones pool by averaging tokens, FLIP's pooling)
-    small = ["effnet-lite0-text", "micro-vit-32", "micro-vit-32-avg", "tiny-vit-48", "tiny-vit-48-avg"]
+    # synclip's configs, first and sorted (the -avg ones pool by averaging tokens, FLIP's pooling;
+    # coca-* have open_clip's CoCa towers)
+    small = ["coca-micro-vit-32", "coca-tiny-vit-48", "effnet-lite0-minilm", "effnet-lite0-text"]
+    small += ["micro-vit-32", "micro-vit-32-avg", "tiny-vit-48", "tiny-vit-48-avg"]
     assert names[: len(small)] == small and "ViT-B-32" in names and "RN50" in names
 
 

@@ -37,6 +37,7 @@ def _check(recipe_objectives, view_cfgs, make_batch, sources=None):
         for name, views in recipe.views().items()
     }
     pretrainer = Pretrainer(model, recipe)
+    pretrainer.set_progress(99, 100)  # the last step: objectives switched on late (start_fraction) run too
 
     before = _state(recipe)
     pretrainer.eval()

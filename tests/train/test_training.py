@@ -49,7 +49,9 @@ def test_training_on_real_emoji_lowers_the_loss(emoji_subset, tmp_path):
     after = _fixed_batch_loss(run_dir, cfg, emoji_subset)
     assert after < before - 0.5, (before, after)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert rows[-1]["step"] == 48 and {"loss", "clip_loss", "clip_acc", "lr", "pairs_per_s"} <= set(rows[-1])
+    logged = {"loss", "clip_loss", "clip_acc", "lr", "pairs_per_s", "data_wait_frac"}
+    assert rows[-1]["step"] == 48 and logged <= set(rows[-1])
+    assert all(0 <= r["data_wait_frac"] <= 1 for r in rows)  # a share of each logging window
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert (run_dir / "plots" / "training_curves.png").stat().st_size > 1000
 

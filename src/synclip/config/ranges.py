@@ -35,9 +35,15 @@ _RULES: list[tuple[str, str, float, bool, float | None, bool]] = [
     ("model", "image_size", 1, True, None, True),
     ("model", "context_length", 1, True, None, True),
     ("model", "patch_dropout", 0, True, 1, False),
+    ("model", "text_mask_ratio", 0, True, 1, False),
     ("model", "unlocked_groups", 0, True, None, False),
 ]
-_OPEN_ABOVE = {("train", "beta1"), ("train", "beta2"), ("model", "patch_dropout")}
+_OPEN_ABOVE = {
+    ("train", "beta1"),
+    ("train", "beta2"),
+    ("model", "patch_dropout"),
+    ("model", "text_mask_ratio"),
+}
 
 
 def range_problems(cfg: Any) -> list[str]:

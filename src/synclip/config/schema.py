@@ -31,17 +31,23 @@ class ModelConfig:
     image_size: int | None = None  # override of the architecture's image size
     context_length: int | None = None  # override of the text context length
     patch_dropout: float = 0.0  # FLIP-style fraction of patch tokens dropped in training
+    # FLIP's text masking: fraction of each caption's real tokens the text tower drops in training (off
+    # as FLIP's code, configs/default.py model_txt.mask_ratio = 0.0; synclip.models.text_masking)
+    text_mask_ratio: float = 0.0
     grad_checkpointing: bool = False  # recompute tower activations in backward (open_clip's)
     image_init: str | None = None  # image tower weights: efficientnet-lite0 or a synclip/open_clip/timm file
     lock_image: bool = False  # LiT: freeze the image tower (eval mode, no grad); see synclip.models.locking
     lock_text: bool = False  # freeze the text tower
     unlocked_groups: int = 0  # leave the last N layer groups of each locked tower trainable
     freeze_bn_stats: bool = True  # BatchNorm statistics of a locked image tower stay as loaded
+    # False: no image projection, the embedding is the image tower's pooled feature and the text tower
+    # projects to its width (LiT's img_head=False, big_vision configs/proj/image_text/lit_coco.py)
+    image_head: bool = True
 
 
 @dataclass
 class DataConfig:
-    # source name -> {kind: emoji|csv|image_folder|webdataset|fashion_mnist|mnist5k|emoji_labels, ...};
+    # source name -> {kind: emoji|csv|image_folder|webdataset|hf_dataset|fashion_mnist|mnist5k|emoji_labels, ...};
     # objectives read the source named in their options
     sources: dict = field(default_factory=lambda: {"pairs": {"kind": "emoji", "style": "twemoji"}})
     workers: int = 2
@@ -104,15 +110,19 @@ class EvalConfig:
     templates: str | None = None
     benchmark: str | None = None  # imagenet1k, wds/<name>, a CLIP_benchmark dataset (synclip.eval.benchmark)
     data_root: str | None = None  # where the benchmark's local copy is
+    hf_dataset: str | None = None  # a local Hugging Face dataset folder (synclip.data.sources.hf_dataset)
+    hf_options: dict | None = None  # its options: split, format, img_key, caption_key, label_key, classes
     every_steps: int | None = None  # also evaluate every N steps during training (metrics.jsonl, TensorBoard)
     every_epochs: int | None = None  # ... and/or at the end of every N-th epoch
 
     def data_options(self) -> dict:
         """The keyword arguments of :func:`synclip.eval.run.evaluate` this section sets (data, templates)."""
-        names = ("image_folder", "class_names", "csv", "templates", "benchmark", "data_root")
+        names = ("image_folder", "class_names", "csv", "templates", "benchmark", "data_root", "hf_dataset")
         out = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         if self.csv_keys is not None:
             out["csv_keys"] = tuple(self.csv_keys)
+        if self.hf_options:
+            out["hf_options"] = dict(self.hf_options)
         return out
 
 
@@ -204,6 +214,10 @@ def build_config(raw: dict) -> RunConfig:
         raise ConfigError(
             f"eval.csv_keys must be [image column, caption column] or [image, caption, separator], got {keys!r}"
         )
+    if cfg.eval.hf_options is not None and not isinstance(cfg.eval.hf_options, dict):
+        raise ConfigError(
+            f"eval.hf_options must be a mapping such as {{split: test, label_key: label}}, got {cfg.eval.hf_options!r}"
+        )
     problems = range_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
@@ -273,7 +287,7 @@ def _check_objectives(objectives: dict) -> None:
             raise ConfigError(
                 f"objectives.{name}: unknown objective {kind!r}; known: {', '.join(OBJECTIVES.names())}"
             )
-        valid = set(objective_options(kind)) | {"weight", "type"}
+        valid = set(objective_options(kind)) | {"weight", "type", "start_fraction"}
         unknown = sorted(set(options) - valid)
         if unknown:
             raise ConfigError(

@@ -8,7 +8,7 @@ Reading (:class:`ShardStream`) is deterministic from (seed, epoch): the shard li
 that seed and dealt round-robin to the ``world * workers`` readers, so one pass over the stream of every
 rank and worker returns each sample exactly once. With ``resampled=True`` every reader draws shards with
 replacement instead (open_clip's ``--dataset-resampled``). ``skip`` drops samples a reader already
-produced, which is how a run resumes mid-epoch.
+produced, which is how a run resumes mid-epoch (the reading machinery is :class:`SampleStream`'s).
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ from __future__ import annotations
 import io
 import json
 import random
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import torch
 from PIL import Image
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset
 
-from synclip import distributed as dist
 from synclip.data.images import BadSample, open_draft, to_rgb
+from synclip.data.streams import SampleStream
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 
@@ -136,12 +134,11 @@ def _records(path: str) -> Iterator[dict]:
     yield from wds.tarfile_samples(iter([{"url": path}]))
 
 
-class ShardStream(IterableDataset):
-    """Samples (views applied) of tar shards for this rank and DataLoader worker.
+class ShardStream(SampleStream):
+    """Samples (views applied) of tar shards for this rank and DataLoader worker (:class:`SampleStream`).
 
-    Each yielded item is ``{view: value, "key": id}``; bad records are dropped and reported on the next
-    good item as ``"__dropped__": [(key, reason)]``. ``passes=None`` streams forever (training: pass p
-    of an epoch reshuffles with (seed, epoch, p)); ``passes=1`` reads each of this reader's shards once.
+    The shard list is shuffled with (seed, epoch, pass) and dealt round-robin to the readers; with
+    ``resampled`` every reader draws shards with replacement instead.
     """
 
     def __init__(
@@ -153,23 +150,10 @@ class ShardStream(IterableDataset):
         shuffle_buffer: int = 256,
         passes: int | None = None,
     ):
+        super().__init__(views, seed, shuffle_buffer, passes)
         self.urls = expand_urls(urls)
-        self.views, self.seed, self.resampled = views, seed, resampled
-        self.shuffle_buffer, self.passes = shuffle_buffer, passes
-        self.epoch, self.skip = 0, 0  # skip: samples each reader already produced this epoch
-        self.shift = 0  # DataLoader worker i reads as worker (i + shift) % workers
-        self.rank, self.world = dist.rank(), dist.world_size()
+        self.resampled = resampled
         self.decode_size: int | None = None  # JPEG draft decoding (the batched augmentation path sets it)
-
-    def set_epoch(self, epoch: int, skip: int | list[int] = 0, shift: int = 0) -> None:
-        """Start epoch ``epoch``; ``skip[w]`` samples of worker w were already used; see ``shift``."""
-        self.epoch, self.skip, self.shift = epoch, skip, shift
-
-    def _reader(self) -> tuple[int, int, int]:
-        info = get_worker_info()
-        wid, nworkers = (info.id, info.num_workers) if info else (0, 1)
-        wid = (wid + self.shift) % nworkers  # the worker whose turn it is comes first after a resume
-        return self.rank * nworkers + wid, self.world * nworkers, wid
 
     def _shards(self, reader: int, readers: int, p: int) -> list[str]:
         rng = random.Random(f"{self.seed}/{self.epoch}/{p}" + (f"/{reader}" if self.resampled else ""))
@@ -182,38 +166,9 @@ class ShardStream(IterableDataset):
             raise ValueError(f"{len(self.urls)} shards cannot feed {readers} readers (ranks x workers)")
         return mine
 
-    def _raw(self, reader: int, readers: int) -> Iterator[tuple[dict, int]]:
-        passes = range(self.passes) if self.passes is not None else iter(int, 1)  # endless
-        for p, _ in enumerate(passes):
-            rng = random.Random(f"{self.seed}/{self.epoch}/{p}/{reader}/buffer")
-            buffer: list[dict] = []
-            for shard in self._shards(reader, readers, p):
-                for record in _records(shard):
-                    buffer.append(record)
-                    if len(buffer) >= self.shuffle_buffer:
-                        yield buffer.pop(rng.randrange(len(buffer))), p
-            rng.shuffle(buffer)
-            for record in buffer:
-                yield record, p
+    def _pass(self, reader: int, readers: int, p: int) -> Iterator[dict]:
+        for shard in self._shards(reader, readers, p):
+            yield from _records(shard)
 
-    def __iter__(self) -> Iterator[dict]:
-        reader, readers, wid = self._reader()
-        skip = self.skip[wid] if isinstance(self.skip, list) else self.skip
-        dropped: list[tuple[str, str]] = []
-        for record, p in self._raw(reader, readers):
-            try:
-                sample = decode_record(record, draft=self.decode_size)
-            except BadSample as err:
-                if skip <= 0:
-                    dropped.append((err.key, err.reason))
-                continue
-            if skip > 0:  # already trained on before the resume: decoded only to know it was good
-                skip -= 1
-                continue
-            seed = zlib.crc32(f"{self.seed}/{self.epoch}/{p}/{sample['key']}".encode())
-            random.seed(seed)
-            torch.manual_seed(seed)
-            item = {**self.views(sample), "key": sample["key"]}
-            if dropped:
-                item["__dropped__"], dropped = dropped, []
-            yield item
+    def _decode(self, record: dict) -> dict:
+        return decode_record(record, draft=self.decode_size)

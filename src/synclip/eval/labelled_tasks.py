@@ -46,16 +46,21 @@ def labelled_tasks(
     probes: Sequence[str] = ("lbfgs",),
     seed: int = 0,
     test_fraction: float = TEST_FRACTION,
+    image_set: str | None = None,
 ) -> dict[str, Classification | Probe]:
     """``{name: zero-shot, "linear_probe/<name>": ..., "knn/<name>": ...}`` for the protocols in
     ``probes`` ("lbfgs", "adamw", "knn").
+
+    ``image_set`` is the collection's feature-cache key (default ``name``): data that is not always
+    the same images under one name (a user's folder) needs its own key, e.g. with its path.
 
     ``dataset[i]`` is an image (or a dict with ``"image"``) with label ``labels[i]``; ``class_names``
     are the prompt names, ``templates`` a template set name or file, ``data`` provenance.
     """
     index = spread(len(dataset), limit)
     images = Subset(dataset, index)
-    image_set = name if len(index) == len(dataset) else f"{name}/{len(index)}"
+    image_set = image_set or name
+    image_set = image_set if len(index) == len(dataset) else f"{image_set}/{len(index)}"
     y = [int(labels[i]) for i in index]  # (N,)
     tasks: dict[str, Classification | Probe] = {
         name: Classification(

@@ -82,6 +82,8 @@ def evaluate(
     feature_cache: str | Path | None = None,
     benchmark: str | None = None,
     data_root: str | Path | None = None,
+    hf_dataset: str | Path | None = None,
+    hf_options: dict | None = None,
 ) -> dict:
     """Run ``tasks`` (names in :data:`synclip.registry.EVAL_TASKS`; default: :func:`default_tasks`) on ``model``.
 
@@ -90,8 +92,11 @@ def evaluate(
     user's folder and CSV) at that many images, spread evenly over it. ``templates`` (a set name or a file, see
     :func:`synclip.data.templates.resolve_templates`) replaces every zero-shot task's own set.
 
-    ``image_folder`` (with an optional ``class_names`` file) and ``csv`` (with its image and caption
-    columns ``csv_keys``: (image, caption[, separator]), open_clip's defaults) add the tasks ``image_folder`` and ``csv`` (:mod:`synclip.eval.user_data`);
+    ``image_folder`` (with an optional ``class_names`` file), ``csv`` (with its image and caption
+    columns ``csv_keys``: (image, caption[, separator]), open_clip's defaults) and ``hf_dataset`` (a
+    local Hugging Face dataset folder, with ``hf_options``: the ``hf_dataset`` source's options such as
+    ``split``, ``format``, ``caption_key``, ``label_key``) add the tasks ``image_folder``, ``csv`` and
+    ``hf_dataset`` (:mod:`synclip.eval.user_data`);
     with no ``tasks`` given, only those run. With ``plots_dir``, a confusion matrix per zero-shot task
     and a retrieval grid per retrieval task are drawn there (:mod:`synclip.eval.plots`); their paths
     are listed in ``result["plots"]``. ``feature_cache`` keeps image features on disk (see
@@ -103,9 +108,29 @@ def evaluate(
     cannot be read are skipped and counted in each task's ``data["bad_images"]``.
     """
     names, skipped = check_request(
-        tasks, templates, image_folder, class_names, csv, csv_keys, benchmark, data_root
+        tasks,
+        templates,
+        image_folder,
+        class_names,
+        csv,
+        csv_keys,
+        benchmark,
+        data_root,
+        hf_dataset,
+        hf_options,
     )
-    inputs = EvalInputs(corpus_dir, limit, image_folder, class_names, csv, csv_keys, benchmark, data_root)
+    inputs = EvalInputs(
+        corpus_dir,
+        limit,
+        image_folder,
+        class_names,
+        csv,
+        csv_keys,
+        benchmark,
+        data_root,
+        hf_dataset,
+        hf_options,
+    )
     evaluator = Evaluator(model, preprocess, tokenizer, device, batch_size, feature_cache, templates)
     result: dict = {"tasks": {}, "skipped": skipped, "seconds": {}}
     if plots_dir is not None:
@@ -133,6 +158,8 @@ def evaluate(
         "csv": None if csv is None else str(csv),
         "benchmark": benchmark,
         "data_root": None if data_root is None else str(data_root),
+        "hf_dataset": None if hf_dataset is None else str(hf_dataset),
+        "hf_options": hf_options,
         "corpus_dir": str(inputs.built) if inputs.built is not None else None,
     }
     return result
@@ -147,6 +174,8 @@ def check_request(
     csv_keys: tuple = ("filepath", "title"),
     benchmark: str | None = None,
     data_root: str | Path | None = None,
+    hf_dataset: str | Path | None = None,
+    hf_options: dict | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """(task names to run, {task: why skipped}) for an :func:`evaluate` call; raises on a mistake in
     the request without encoding an image: an unknown task, a bad template set, a task on the user's
@@ -155,7 +184,7 @@ def check_request(
     ``synclip compare`` and ``synclip train`` call it before the first step, so a mistake in the
     evaluation data fails at once rather than after a model has trained.
     """
-    given = {"image_folder": image_folder, "csv": csv, "benchmark": benchmark}
+    given = {"image_folder": image_folder, "csv": csv, "benchmark": benchmark, "hf_dataset": hf_dataset}
     own = [name for name, path in given.items() if path is not None]
     if tasks is None and own:
         names, skipped = own, {}
@@ -170,12 +199,25 @@ def check_request(
         resolve_templates(templates)  # a bad name or file fails before any image is encoded
     if class_names is not None and image_folder is None:
         raise ValueError("class names (--class-names) name the classes of an image folder (--image-folder)")
-    flags = {"image_folder": "--image-folder DIR", "csv": "--csv FILE", "benchmark": "--benchmark NAME"}
+    flags = {
+        "image_folder": "--image-folder DIR",
+        "csv": "--csv FILE",
+        "benchmark": "--benchmark NAME",
+        "hf_dataset": "--hf-dataset DIR",
+    }
     for name in names:
         needs = EVAL_TASKS.get(name).needs
         if needs is not None and given.get(needs) is None:
             raise ValueError(f"eval task {name!r} needs {flags.get(needs, needs)}")
-    for what, path in (("image folder (--image-folder)", image_folder), ("CSV (--csv)", csv)):
+    if hf_options and hf_dataset is None:
+        raise ValueError(
+            "--hf-* options (eval.hf_options) describe a Hugging Face dataset: pass --hf-dataset DIR"
+        )
+    for what, path in (
+        ("image folder (--image-folder)", image_folder),
+        ("CSV (--csv)", csv),
+        ("Hugging Face dataset (--hf-dataset)", hf_dataset),
+    ):
         if path is not None and not Path(path).exists():
             raise FileNotFoundError(f"{what} {path} does not exist; pass an existing path or leave it out")
     if class_names is not None and not Path(class_names).is_file():
@@ -191,6 +233,10 @@ def check_request(
 
         sep = csv_keys[2] if len(csv_keys) > 2 else "tab"  # (image, caption[, separator])
         CsvImageText(csv, img_key=csv_keys[0], caption_key=csv_keys[1], sep=sep)  # names the missing column
+    if hf_dataset is not None:  # the datasets package, the split and the columns, read as a stream
+        from synclip.data.sources.hf_dataset import open_for_eval
+
+        open_for_eval(hf_dataset, hf_options, streaming=True)
     return names, skipped
 
 

@@ -16,8 +16,8 @@ from synclip.eval.task_data import TaskSkipped
 
 
 class EvalInputs:
-    """Where task data comes from: the emoji corpus (built on first use), the user's image folder and
-    CSV (see :mod:`synclip.eval.user_data`), and ``limit`` images per set."""
+    """Where task data comes from: the emoji corpus (built on first use), the user's image folder, CSV
+    and Hugging Face dataset (see :mod:`synclip.eval.user_data`), and ``limit`` images per set."""
 
     def __init__(
         self,
@@ -29,6 +29,8 @@ class EvalInputs:
         csv_keys: tuple = ("filepath", "title"),
         benchmark: str | None = None,
         data_root: str | Path | None = None,
+        hf_dataset: str | Path | None = None,
+        hf_options: dict | None = None,
     ):
         self._corpus = Path(corpus_dir) if corpus_dir is not None else None
         self.limit = limit
@@ -36,6 +38,13 @@ class EvalInputs:
         self._image_folder, self.class_names, self._csv = image_folder, class_names, csv
         self.csv_keys = csv_keys
         self.benchmark, self.data_root = benchmark, data_root  # synclip.eval.benchmark
+        self._hf_dataset, self.hf_options = hf_dataset, dict(hf_options or {})
+
+    @property
+    def hf_dataset(self) -> str | Path:
+        if self._hf_dataset is None:
+            raise ValueError("task 'hf_dataset' needs a local Hugging Face dataset (--hf-dataset DIR)")
+        return self._hf_dataset
 
     @property
     def image_folder(self) -> str | Path:

@@ -8,6 +8,8 @@
   the unique captions and the unique image paths; rows with the same image path give that image
   several captions, rows with the same caption give the caption several images, and every pair in
   the file is a positive for Recall@k.
+- A local Hugging Face dataset (:class:`synclip.data.sources.HFImageText`): the image-folder tasks
+  over its label column, retrieval over its caption column, or both.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 
 from synclip.data.templates import read_lines
 from synclip.eval.labelled_tasks import labelled_tasks
-from synclip.eval.task_data import Classification, ImageFiles, Probe, Retrieval, readable, spread
+from synclip.eval.task_data import Classification, ImageFiles, Probe, Retrieval, Subset, readable, spread
 
 DEFAULT_TEMPLATES = "openai_imagenet"  # photos of unknown content: CLIP's general-purpose prompts
 
@@ -58,8 +60,18 @@ def image_folder_tasks(
         "bad_images": bad,
     }
     labels = [label for _, label in dataset.samples]
+    image_set = f"image_folder:{Path(root).resolve()}"  # the disk feature cache tells folders apart
     return labelled_tasks(
-        "image_folder", dataset, labels, names, templates, data, None, ("lbfgs", "knn"), seed
+        "image_folder",
+        dataset,
+        labels,
+        names,
+        templates,
+        data,
+        None,
+        ("lbfgs", "knn"),
+        seed,
+        image_set=image_set,
     )
 
 
@@ -124,3 +136,77 @@ def csv_task(
             },
         )
     }
+
+
+def hf_dataset_tasks(
+    data_dir: str | Path,
+    options: dict | None = None,
+    templates: str = DEFAULT_TEMPLATES,
+    limit: int | None = None,
+    seed: int = 0,
+) -> dict[str, Classification | Probe | Retrieval]:
+    """A local Hugging Face dataset (:mod:`synclip.data.sources.hf_dataset`, ``--hf-dataset DIR``).
+
+    With a label column (``label``, or ``--hf-label-key``): ``{"hf_dataset", "linear_probe/hf_dataset",
+    "knn/hf_dataset"}`` as for an image folder, prompts from its class names. With a caption column
+    (``text``, or ``--hf-caption-key``): ``"retrieval/hf_dataset"`` between the unique captions and the
+    images, each row's caption a positive of its image. Both when it has both; all on one encoding of
+    the readable rows (``limit`` spread evenly).
+    """
+    from synclip.data.sources import HFImageText
+    from synclip.data.sources.hf_dataset import open_for_eval
+
+    dataset, rows, split, opts = open_for_eval(data_dir, options)
+    source = HFImageText(dataset, rows, split)
+    if not len(source):
+        raise FileNotFoundError(f"--hf-dataset {data_dir}: split {split!r} has no rows")
+    kept, bad = readable(source, spread(len(source), limit))
+    if not kept:
+        raise ValueError(
+            f"--hf-dataset {data_dir}: none of its rows can be read, e.g. {'; '.join(bad['examples'][:3])}"
+        )
+    images = Subset(source, kept)
+    image_set = f"hf_dataset:{Path(data_dir).resolve()}:{split}" + ("" if limit is None else f"/{len(kept)}")
+    columns = {k: opts[k] for k in ("img_key", "caption_key", "label_key")}
+    data = {
+        "source": str(Path(data_dir).resolve()),
+        "split": split,
+        "columns": columns,
+        "n_listed": len(source),
+        "bad_images": bad,
+    }
+    tasks: dict = {}
+    if rows.label_key is not None:
+        values = source.column("label_key")
+        labels = [rows.label_of(values[i], str(i)) for i in kept]
+        data_l = {**data, "classes": list(rows.classes)}
+        tasks.update(
+            labelled_tasks(
+                "hf_dataset",
+                images,
+                labels,
+                rows.classes,
+                templates,
+                data_l,
+                None,
+                ("lbfgs", "knn"),
+                seed,
+                image_set=image_set,
+            )
+        )
+    if rows.caption_key is not None:
+        texts = source.column("caption_key")
+        owned = [str(texts[i]).strip() for i in kept]  # (I,) each kept row's caption
+        captions = sorted(set(owned))
+        at = {c: t for t, c in enumerate(captions)}
+        positives = torch.zeros(len(captions), len(kept), dtype=torch.bool)  # (T, I)
+        for column, text in enumerate(owned):
+            positives[at[text], column] = True
+        tasks["retrieval/hf_dataset"] = Retrieval(
+            image_set=image_set,
+            images=images,
+            captions=captions,
+            positives=positives,
+            data={**data, "texts": "unique captions", "n_texts": len(captions), "n_images": len(kept)},
+        )
+    return tasks

@@ -1,10 +1,11 @@
 """Losses are plain maths: tensors in, scalar out. Collectives only through synclip.distributed.
 
 Each file is named after the method whose loss it holds (``clip``, ``siglip``, ``caption`` (CoCa,
-CapPa), ``simclr``, ``simsiam``, ``nclip``, ``multiview_clip`` (DeCLIP's MVS), ``unicl``, ``mae``,
+CapPa), ``simclr``, ``simsiam``, ``byol`` (A-CLIP), ``nclip``, ``multiview_clip`` (DeCLIP's MVS), ``unicl``, ``mae``,
 ``mim``); ``masked_ce`` is the masked-token cross-entropy that MLM and the entity classifier (MOFI) share.
 """
 
+from synclip.losses.byol import byol_loss
 from synclip.losses.caption import caption_loss, parallel_prediction_inputs, teacher_forcing
 from synclip.losses.clip import clip_loss, contrastive_logits, image_to_text_loss
 from synclip.losses.mae import masked_patch_mse, normalise_patches, patchify
@@ -18,6 +19,7 @@ from synclip.losses.simsiam import simsiam_loss
 from synclip.losses.unicl import unicl_loss
 
 __all__ = [
+    "byol_loss",
     "caption_loss",
     "clip_loss",
     "contrastive_logits",

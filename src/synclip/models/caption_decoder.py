@@ -10,12 +10,13 @@
 The layers are open_clip's own: ``text_decoder`` is an ``open_clip.transformer.MultimodalTransformer``
 (causal self-attention blocks ``resblocks.*`` interleaved with cross-attention blocks ``cross_attn.*``,
 then ``ln_final`` and ``text_projection`` (W, V) to the vocabulary), built as ``open_clip.coca_model``'s
-``_build_text_decoder_tower`` does; ``image_pool`` is open_clip's ``AttentionalPooler``. Their state
-dict keys therefore map one to one onto open_clip's ``CoCa``:
+``_build_text_decoder_tower`` does; ``image_pool`` is open_clip's ``AttentionalPooler``.
 
-    text_decoder.*  ->  text_decoder.*        (identical modules and shapes)
-    image_pool.*    ->  visual.attn_pool.*    (open_clip's original CoCa pools the ViT's tokens)
-    image_norm.*    ->  visual.ln_post.*      (that CoCa applies ln_post after the pooler)
+With open_clip's CoCa towers (:mod:`synclip.models.coca_towers`) the image tower pools, so the decoder
+has no ``image_pool`` (``n_queries=None``) and ``text_decoder.*`` is exported as it is: open_clip's
+``CoCa`` loads it with ``strict=True``. On a plain CLIP tower, ``image_pool`` pools the patch tokens
+after ``ln_post`` (CLS left out), which open_clip's CoCa does not do (it pools all tokens before
+``ln_post``), so that layout is not exported to open_clip (see :mod:`synclip.objectives.caption`).
 
 CoCa's decoder input is the unimodal text tower's per-token output for ``tokens[:, :-1]`` (open_clip:
 ``CoCa.text`` with ``embed_cls``, tokens taken before ``ln_final``); for CapPa, :class:`TokenEmbedding`
@@ -25,7 +26,7 @@ embeds the ids itself and provides the [MASK] token of parallel prediction.
 from __future__ import annotations
 
 import torch
-from open_clip.transformer import AttentionalPooler, LayerNorm, MultimodalTransformer
+from open_clip.transformer import AttentionalPooler, LayerNorm, MultimodalTransformer, QuickGELU
 from torch import nn
 
 # open_clip's ``MultimodalCfg`` defaults (open_clip/coca_model.py): attentional pooler queries and heads
@@ -64,6 +65,8 @@ class CaptionDecoder(nn.Module):
             cross-attention as they are (CapPa), which needs ``image_width == width``.
         pooler_heads: heads of the attentional pooler (open_clip's default 8).
         mlp_ratio: MLP width / width in every block (open_clip's 4).
+        quick_gelu, ls_init_value: the activation and layer scale of open_clip's
+            ``_build_text_decoder_tower`` (the model config's ``quick_gelu``, ``multimodal_cfg.ls_init_value``).
     """
 
     def __init__(
@@ -77,6 +80,8 @@ class CaptionDecoder(nn.Module):
         n_queries: int | None = N_QUERIES,
         pooler_heads: int = POOLER_HEADS,
         mlp_ratio: float = 4.0,
+        quick_gelu: bool = False,
+        ls_init_value: float | None = None,
     ):
         super().__init__()
         if n_queries is None and image_width != width:
@@ -97,6 +102,8 @@ class CaptionDecoder(nn.Module):
             heads=heads,
             context_length=context_length,
             mlp_ratio=mlp_ratio,
+            ls_init_value=ls_init_value,
+            act_layer=QuickGELU if quick_gelu else nn.GELU,
             output_dim=vocab_size,
         )
         _init_decoder(self.text_decoder)

@@ -10,11 +10,17 @@ Why not open_clip's ``CoCa.generate``: it needs a whole open_clip ``CoCa`` (its 
 text tower and ``_encode_image``), and the ``transformers`` package for its logits processors and
 ``BeamSearchScorer`` (removed from recent ``transformers`` releases); synclip's towers are a
 ``TwoTower``. The defaults follow that method where it states one: at most 30 tokens
-(``seq_len=30``), no end token before 5 tokens (``min_seq_len=5``), 6 beams, and HF's length penalty
-1.0 (a beam's score is its summed log-probability / its length ** 1.0). open_clip splits its 6 beams
-into 3 diverse groups (``num_beam_groups=3``); we run plain beam search (Sutskever et al. 2014,
-https://arxiv.org/abs/1409.3215) instead. Lengths count generated tokens (the end token included,
-the start token not). No key-value cache: every step re-runs the decoder on the whole prefix.
+(``seq_len=30``), no end token before 5 tokens (``min_seq_len=5``, counting the start token: 4
+generated tokens), 6 beams, and HF's length penalty 1.0 (a beam's score is its summed
+log-probability / its length ** 1.0). open_clip splits its 6 beams into 3 groups
+(``num_beam_groups=3``); we run plain beam search (Sutskever et al. 2014,
+https://arxiv.org/abs/1409.3215) instead. ``min_len`` counts generated tokens (the end token
+included, the start token not): ours ``min_len`` is open_clip's ``min_seq_len - 1``; ``max_len``
+counts the start token, as its ``seq_len``. Greedy and sampling end a caption that reaches
+``max_len`` with the end token, as ``CoCa.generate`` does (its ``top_k`` / ``top_p`` loop), so that
+greedy here and ``CoCa.generate(generation_type="top_k", top_k=1, seq_len=max_len,
+min_seq_len=min_len + 1)`` give the same token ids on the same decoder (a test checks it on an
+exported ``coca`` checkpoint). No key-value cache: every step re-runs the decoder on the whole prefix.
 
 Open_clip token conventions: start ``49406``, end ``49407``, pad ``0``.
 """
@@ -29,7 +35,7 @@ SOT_ID = 49406  # open_clip's tokenizer: <start_of_text>
 EOT_ID = 49407  # <end_of_text>
 PAD_ID = 0
 MAX_LEN = 30  # open_clip CoCa.generate(seq_len=30), start token included
-MIN_LEN = 5  # open_clip CoCa.generate(min_seq_len=5)
+MIN_LEN = 4  # open_clip CoCa.generate(min_seq_len=5), which counts the start token
 NUM_BEAMS = 6  # open_clip CoCa.generate(num_beams=6)
 LENGTH_PENALTY = 1.0  # transformers' BeamSearchScorer default, used by open_clip
 
@@ -87,6 +93,8 @@ def _left_to_right(
     for step in range(max_len - 1):
         logits = _forbid_end(next_logits(ids, rows).float(), step, min_len, eot_id)  # (B, V)
         token = choose(logits)  # (B,)
+        if step == max_len - 2:  # the last position: an unfinished caption ends here (open_clip)
+            token = torch.full_like(token, eot_id)
         token = torch.where(done, torch.full_like(token, pad_id), token)
         ids = torch.cat([ids, token.unsqueeze(1)], dim=1)  # (B, t + 1)
         done = done | (token == eot_id)
@@ -106,7 +114,8 @@ def greedy(
     eot_id: int = EOT_ID,
     pad_id: int = PAD_ID,
 ) -> torch.Tensor:
-    """Token ids (batch, <= max_len): SOT, then the argmax token each step until EOT, then ``pad_id``.
+    """Token ids (batch, <= max_len): SOT, then the argmax token each step until EOT, then ``pad_id``;
+    a caption that reaches ``max_len`` ends with EOT.
 
     Deterministic (a temperature would not change the argmax). Stops once every row has emitted EOT.
     """

@@ -27,6 +27,8 @@ from open_clip.timm_model import TimmModel
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
+from synclip.models.hf_text import hf_text_groups, hf_text_tower
+
 _BN = nn.modules.batchnorm._BatchNorm
 
 
@@ -37,8 +39,16 @@ def frozen(module: nn.Module | None) -> bool:
 
 
 def text_groups(model: nn.Module) -> list[list[nn.Parameter]]:
-    """Parameter groups of the text tower, input to output: embeddings, each resblock, ln_final, projection."""
+    """Parameter groups of the text tower, input to output: embeddings, each resblock, ln_final, projection.
+
+    A Hugging Face text tower (``model.text``): embeddings, each encoder layer, the rest of the model;
+    its new projection is no group and always trains (it starts random, as a timm tower's head)."""
+    if hf_text_tower(model) is not None:
+        return hf_text_groups(model.text)
     groups = [[model.token_embedding.weight, model.positional_embedding]]
+    cls = getattr(getattr(model, "text", None), "cls_emb", None)  # CoCa's appended CLS embedding
+    if isinstance(cls, nn.Parameter):
+        groups[0].append(cls)
     groups += [list(block.parameters()) for block in model.transformer.resblocks]
     groups.append(list(model.ln_final.parameters()))
     projection = model.text_projection
@@ -61,11 +71,20 @@ def lock_text(model: nn.Module, unlocked_groups: int = 0) -> list[str]:
 
 
 def _named_text_modules(model: nn.Module):
+    if hf_text_tower(model) is not None:  # the Hugging Face model; its projection trains
+        yield from (
+            (f"text.transformer.{sub}" if sub else "text.transformer", m)
+            for sub, m in model.text.transformer.named_modules()
+        )
+        return
+    # CLIP keeps the text tower's parts on the model; CoCa (synclip.models.coca_towers) under ``text``
+    text = getattr(model, "text", None)
+    root, prefix = (text, "text.") if isinstance(text, nn.Module) else (model, "")
     for name in ("token_embedding", "transformer", "ln_final", "text_projection"):
-        module = getattr(model, name, None)
+        module = getattr(root, name, None)
         if isinstance(module, nn.Module):
             for sub, m in module.named_modules():
-                yield (f"{name}.{sub}" if sub else name), m
+                yield prefix + (f"{name}.{sub}" if sub else name), m
 
 
 def lock_image(model: nn.Module, unlocked_groups: int = 0, freeze_bn_stats: bool = True) -> list[str]:
@@ -141,6 +160,8 @@ def tower_frozen(model: nn.Module, tower: str) -> bool:
     """Whether ``model``'s ``image`` or ``text`` tower is fully locked."""
     if tower == "image":
         return frozen(model.visual)
+    if hf_text_tower(model) is not None:
+        return frozen(model.text)  # with its projection
     params = [p for group in text_groups(model) for p in group]
     return bool(params) and not any(p.requires_grad for p in params)
 

@@ -145,7 +145,8 @@ def read_published(spec: str) -> Published:
     arch, pretrained = parse(spec)
     path, cfg = resolve_file(arch, pretrained)
     state, quick = _read_state(path)
-    exported = {k: state.pop(k) for k in BESIDE if k in state}
+    # beside the towers: logit_scale / logit_bias, and a CoCa's text_decoder (the caption objective's)
+    exported = {k: state.pop(k) for k in list(state) if k in BESIDE or k.startswith("text_decoder.")}
     return Published(
         spec=spec,
         arch=architecture(arch, quick or bool(cfg.get("quick_gelu"))),

@@ -216,7 +216,10 @@ def _synclip_tower(path: str) -> tuple[nn.Module, tuple, tuple, int]:
     cfg = state.get("config", {})
     m = cfg.get("model", {})
     two_tower = create_model(
-        state["model_name"], image_size=m.get("image_size"), context_length=m.get("context_length")
+        state["model_name"],
+        image_size=m.get("image_size"),
+        context_length=m.get("context_length"),
+        image_head=m.get("image_head", True),
     )
     load_state(two_tower, state["model"], where=str(path))
     image_view = (cfg.get("views") or {}).get("image") or {}

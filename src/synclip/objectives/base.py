@@ -8,6 +8,9 @@ one file plus a recipe:
 - ``prepare(options, ctx)`` (classmethod): options filled from the run before it is built
   (vocabularies from data, a view's normalisation); default: as given;
 - ``reads()``: the views it reads, each with its source and tower (:class:`Read`);
+- ``set_progress(step, total_steps)``: called by the training loop before every step's forward, so an
+  objective knows where training stands (``self.progress``: an EMA teacher's momentum schedule, an
+  objective switched on for the last part of a run);
 - ``forward(enc, batch) -> {"loss": ..., **metrics}`` and ``post_step()`` (clamps, queues, EMA);
 - ``tower_parameters()``: own parameters fed into a tower call (a mask token);
 - ``may_leave_unused()``: whether a step can leave some of its parameters without a gradient;
@@ -228,6 +231,31 @@ class Objective(nn.Module):
     def __init__(self, model: nn.Module, source: str = "pairs"):
         super().__init__()
         self.source = source
+        self.step, self.total_steps = 0, 0  # set_progress: where training stands
+
+    # -- where training stands -------------------------------------------------------------------
+    def set_progress(self, step: int, total_steps: int) -> None:
+        """Called by the training loop before every step's forward with the optimizer steps done so
+        far (0 at the first step; restored on resume) and the run's planned total (the schedule's
+        length, as the learning rate's). Outside training (evaluation, a bare forward) it stays 0."""
+        if total_steps < 0 or step < 0:
+            raise ValueError(f"set_progress needs step >= 0 and total_steps >= 0, got {step}, {total_steps}")
+        self.step, self.total_steps = int(step), int(total_steps)
+
+    @property
+    def progress(self) -> float:
+        """``step / total_steps`` in [0, 1] (0 before training or when the total is unknown)."""
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    start_fraction: float = 0.0  # set by the recipe from the objective's ``start_fraction`` entry
+
+    @property
+    def span_progress(self) -> float:
+        """Progress through this objective's own part of training, ``(progress - start_fraction) /
+        (1 - start_fraction)`` clamped to [0, 1]: schedules of an objective switched on late (an EMA
+        teacher's momentum, a temperature warm-up) run over the steps it trains."""
+        start = self.start_fraction
+        return min(1.0, max(0.0, (self.progress - start) / (1.0 - start)))
 
     # -- configuration ---------------------------------------------------------------------------
     @classmethod

@@ -32,29 +32,32 @@ Options (defaults from the papers and open_clip unless marked ours):
   (open_clip's ``attn_pooler_heads``), ``mlp_ratio``: 4 (open_clip).
 - ``label_smoothing`` 0 and ``reduction="tokens"`` (see :func:`synclip.losses.caption.caption_loss`).
 
-Deviations and open points (ours):
+Two layouts, chosen by the model config:
 
-- The image tokens are ``TwoTower.image_outputs(images)["tokens"]``: the ViT's patch tokens after
-  ``ln_post`` (CLS left out), and the contrastive embedding stays the tower's own CLS embedding. CoCa
-  instead pools the contrastive embedding and the captioning tokens with attentional poolers over the
-  ViT's output; open_clip's CoCa runs its ``attn_pool`` (256 queries) over all tokens BEFORE
-  ``ln_post`` and takes query 0 as the contrastive embedding. Ours keeps every contrastive objective and
-  evaluation unchanged when a decoder is added.
-- CoCa's decoder input is the text tower's output before ``ln_final`` (open_clip ``TextTransformer``
-  with ``embed_cls``); ours is after ``ln_final`` (``text_outputs(...)["tokens"]``), shared with the
-  contrastive objective's text encoding.
-- A batch's inputs are cut after its longest caption. Exact for causal rows; for parallel rows
-  the all-[MASK] inputs beyond it (which only predict padding) are left out.
+- **open_clip's CoCa** (a config with ``multimodal_cfg``: ``coca-micro-vit-32``, ``coca-tiny-vit-48``
+  of the ``coca`` recipe, open_clip's ``coca_ViT-B-32``; :mod:`synclip.models.coca_towers`): the towers
+  ARE open_clip's CoCa towers. The image tower's attentional pooler reads all ViT tokens (CLS included)
+  before ``ln_post``; its first query is the contrastive embedding and the others are the decoder's
+  image tokens, so the objective has no pooler of its own. The text tower appends a CLS embedding
+  and the decoder reads its per-token outputs before ``ln_final``. The decoder is open_clip's
+  ``MultimodalTransformer`` sized by ``multimodal_cfg`` (``width`` / ``layers`` / ``heads`` /
+  ``n_queries`` options must be left unset, ``text_input="tower"``). :meth:`Caption.export_state` puts
+  it beside the towers as ``text_decoder.*``, so ``synclip export`` writes a state dict that
+  ``open_clip.create_model(<config>)`` (a ``CoCa``) loads with ``strict=True`` and whose
+  ``CoCa.generate`` gives the same captions (greedy: same token ids; see
+  :mod:`synclip.models.caption_generation` for the length conventions).
+- **a plain CLIP config** (``micro-vit-32``, ``tiny-vit-48``; the ``cappa`` and ``siglip_caption``
+  recipes): the decoder reads ``TwoTower.image_outputs(images)["tokens"]``, the ViT's patch tokens
+  after ``ln_post`` (CLS left out), through the objective's own attentional pooler (``n_queries``) or
+  directly (CapPa), and the contrastive embedding stays the tower's CLS embedding, so every
+  contrastive objective and evaluation is unchanged when a decoder is added. With
+  ``text_input="tower"`` the decoder reads the text tower's tokens after ``ln_final`` (shared with
+  the contrastive objective). This layout is not open_clip's CoCa: ``synclip export`` carries the
+  decoder as a synclip head (``heads.<name>``) beside open_clip's CLIP weights, and
+  :func:`synclip.load` rebuilds it; open_clip loads the towers but has no decoder to generate with.
 
-Exporting to open_clip's ``CoCa`` (so that a synclip ``coca`` checkpoint generates the same captions
-there) is not done: the decoder's ``text_decoder.*`` weights map one to one, but open_clip's CoCa
-needs (1) a ViT built with ``attentional_pool`` whose pooler reads the tokens before ``ln_post`` with
-the CLS token and whose contrastive embedding is the first pooled query, where our tower pools CLS
-after ``ln_post``; (2) a text tower with ``embed_cls`` (an appended CLS embedding, one more position,
-pooling on the last token and ``ln_final`` only on it), where ours pools at the end token; and (3)
-decoder inputs before ``ln_final``. Exporting would change both the contrastive embeddings and the
-captions, so ``synclip export`` carries the decoder as a synclip head (``heads.<name>``) beside
-open_clip's CLIP weights, and :func:`synclip.load` rebuilds it.
+In both, a batch's inputs are cut after its longest caption. Exact for causal rows; for parallel
+rows the all-[MASK] inputs beyond it (which only predict padding) are left out.
 """
 
 from __future__ import annotations
@@ -82,12 +85,68 @@ from synclip.registry import OBJECTIVES
 
 TEXT_INPUTS = ("tower", "embedding")
 METHODS = ("greedy", "beam", "sample")
-MIN_LEN = 1  # ours: emoji names are one or two words; open_clip's CoCa.generate uses min_seq_len=5
+MIN_LEN = 1  # ours: emoji names are one or two words; open_clip's CoCa.generate: min_seq_len=5 (4 tokens)
 ROWS_PER_CALL = 512  # decoder rows (image, prompt) scored per call in log_likelihood, to bound memory
 
 
 def _heads(tower: nn.Module) -> int:
     return int(tower.transformer.resblocks[0].attn.num_heads)
+
+
+def coca_layout(model: nn.Module) -> bool:
+    """Whether ``model`` has open_clip's CoCa towers (:class:`~synclip.models.coca_towers.CocaTowers`)."""
+    return getattr(model, "multimodal_cfg", None) is not None
+
+
+def coca_decoder_settings(
+    model: nn.Module,
+    text_input: str,
+    width: int | None,
+    layers: int | None,
+    heads: int | None,
+    n_queries: int | None,
+) -> dict[str, Any]:
+    """The decoder of open_clip's ``CoCa`` for ``model``'s ``multimodal_cfg`` (``_build_text_decoder_tower``:
+    ``MultimodalCfg`` defaults for what the config leaves out; its ``mlp_ratio`` is not passed on, so 4)."""
+    from open_clip.coca_model import MultimodalCfg
+
+    cfg = MultimodalCfg(**model.multimodal_cfg)
+    if text_input != "tower":
+        raise ValueError(
+            f"{model.name} has open_clip's CoCa towers, whose decoder reads the text tower: use "
+            "caption.text_input=tower, or a plain config (micro-vit-32, tiny-vit-48) for CapPa"
+        )
+    given = {"width": (width, cfg.width), "layers": (layers, cfg.layers), "heads": (heads, cfg.heads)}
+    for option, (value, own) in given.items():
+        if value is not None and int(value) != own:
+            raise ValueError(
+                f"caption.{option}={value}, but {model.name}'s multimodal_cfg sets {option}={own}: "
+                "leave it unset (the config sizes CoCa's decoder) or change the model config"
+            )
+    pooler = int(model.visual.attn_pool.query.shape[0])
+    if n_queries not in (None, N_QUERIES, pooler):
+        raise ValueError(
+            f"caption.n_queries={n_queries}, but {model.name}'s image tower pools {pooler} queries itself "
+            "(vision_cfg.attn_pooler_queries): leave it unset"
+        )
+    if cfg.width != model.embed_dim or cfg.width != model.text_width:
+        raise ValueError(
+            f"{model.name}: multimodal_cfg.width ({cfg.width}) must equal embed_dim ({model.embed_dim}) and "
+            f"text_cfg.width ({model.text_width}), as open_clip's CoCa cross-attends to the pooled queries"
+        )
+    return {
+        "vocab_size": int(cfg.vocab_size),
+        "width": int(cfg.width),
+        "layers": int(cfg.layers),
+        "heads": int(cfg.heads),
+        "context_length": int(cfg.context_length),
+        "image_width": int(model.embed_dim),
+        "n_queries": None,  # the image tower's attentional pooler already gave the queries
+        "pooler_heads": POOLER_HEADS,
+        "mlp_ratio": 4.0,
+        "quick_gelu": bool(model.quick_gelu),
+        "ls_init_value": cfg.ls_init_value,
+    }
 
 
 def decoder_settings(
@@ -101,6 +160,8 @@ def decoder_settings(
     mlp_ratio: float,
 ) -> dict[str, Any]:
     """The :class:`CaptionDecoder` constructor arguments for ``model``, defaults filled (see module doc)."""
+    if coca_layout(model):
+        return coca_decoder_settings(model, text_input, width, layers, heads, n_queries)
     visual = model.visual
     if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
         raise ValueError(
@@ -171,6 +232,7 @@ class Caption(Objective):
         self.settings = decoder_settings(
             model, text_input, width, layers, heads, n_queries, pooler_heads, mlp_ratio
         )
+        self.coca = coca_layout(model)  # open_clip's CoCa: the decoder is exported beside the towers
         self.decoder = CaptionDecoder(**self.settings)
         self.embedding = (
             TokenEmbedding(
@@ -217,6 +279,21 @@ class Caption(Objective):
         if self.parallel_fraction > 0:
             result["parallel"] = x["parallel"].float().mean()  # fraction of captions predicted in parallel
         return result
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """With open_clip's CoCa towers, the decoder as ``text_decoder.*`` (open_clip's ``CoCa`` layout)."""
+        if not self.coca:
+            return {}
+        return {f"text_decoder.{k}": v.detach() for k, v in self.decoder.text_decoder.state_dict().items()}
+
+    def load_exported(self, exported: dict[str, torch.Tensor]) -> list[str]:
+        """Published CoCa weights (``open_clip:coca_ViT-B-32:...``): start from their ``text_decoder``."""
+        own = self.export_state()
+        if not own or not all(k in exported and exported[k].shape == v.shape for k, v in own.items()):
+            return []
+        state = {k.removeprefix("text_decoder."): exported[k] for k in own}
+        self.decoder.text_decoder.load_state_dict(state)
+        return sorted(own)
 
     def inference_state(self) -> dict[str, Any]:
         def own(module: nn.Module | None) -> dict | None:
@@ -291,7 +368,9 @@ class CaptionHead(nn.Module):
             raise ValueError(f"max_len must be at least 2 (start and end tokens), got {max_len}")
         x = self._images(model, images)
         tokens = model.image_outputs(x)["tokens"]  # (B, P, W_img)
-        pad_to = int(model.context_length) if self.text_input == "tower" else None
+        # CLIP's text tower takes its whole context; CoCa's takes any length (open_clip's generate
+        # feeds it the prefix alone, and so do we: the same computation)
+        pad_to = int(model.context_length) if self.text_input == "tower" and not coca_layout(model) else None
         next_logits = decoder_next_logits(self.decoder, tokens, self._embed(model), pad_to=pad_to)
         max_len = min(int(max_len), self.settings["context_length"])  # the decoder's causal mask
         common = {"max_len": max_len, "min_len": int(min_len), "sot_id": SOT_ID, "eot_id": EOT_ID}
@@ -305,7 +384,8 @@ class CaptionHead(nn.Module):
     def generate(self, model: nn.Module, images, **options) -> list[str]:
         """One caption per image: ``method`` "greedy" (default, deterministic), "beam" (``beams``) or
         "sample" (``temperature``, ``generator``); ``max_len`` tokens at most (start and end included),
-        no end token before ``min_len`` generated tokens (1, ours; open_clip's CoCa uses 5)."""
+        no end token before ``min_len`` generated tokens (1, ours; open_clip's CoCa: 4, as its
+        ``min_seq_len=5`` counts the start token)."""
         ids = self.generate_ids(model, images, **options)
         return decode_captions(model, ids)
 
@@ -343,11 +423,25 @@ class CaptionHead(nn.Module):
         return torch.nn.functional.pad(ll, (0, full - length))  # (B, C, L - 1): 0 where cut
 
 
+def published_coca_head(model: nn.Module, exported: dict[str, torch.Tensor]) -> dict | None:
+    """A saved-head entry (``{"type", "options", "state"}``, as checkpoints keep them) for the
+    ``text_decoder.*`` that published CoCa weights keep beside their towers, or None without one:
+    :func:`synclip.load` of ``open_clip:coca_ViT-B-32:<tag>`` then captions with open_clip's decoder."""
+    decoder = {k: v for k, v in exported.items() if k.startswith("text_decoder.")}
+    if not decoder or not coca_layout(model):
+        return None
+    settings = coca_decoder_settings(model, "tower", None, None, None, None)
+    state = {"settings": settings, "text_input": "tower", "decoder": decoder, "embedding": None}
+    return {"type": "caption", "options": {}, "state": state}
+
+
 def decode_captions(model: nn.Module, ids: torch.Tensor) -> list[str]:
     """Generated token ids (B, L) -> captions: the text between the start and the first end token."""
     from synclip.data.tokenizer import get_tokenizer
 
-    tokenizer = getattr(model, "tokenizer", None) or get_tokenizer(int(model.context_length))
+    tokenizer = getattr(model, "tokenizer", None) or get_tokenizer(
+        int(model.context_length), getattr(model, "tokenizer_file", None)
+    )
     return [tokenizer.decode(row) for row in ids.tolist()]
 
 

@@ -25,7 +25,9 @@ from synclip.data.batched import batched_views
 from synclip.data.collate import collate
 from synclip.data.shards import ShardStream, expand_urls
 from synclip.data.sources import build_source, resolve_source
+from synclip.data.streams import SampleStream
 from synclip.data.views import ViewDataset, make_views, resolve_view
+from synclip.data.views.multi_crop import local_size
 from synclip.train.view_fields import prompted_views
 
 MAX_REPLACEMENT_TRIES = 16
@@ -37,6 +39,8 @@ def resolve_views(
     """Options of each needed view: the recipe's ``views`` entry, with image views sized to the model.
 
     With ``patch_size`` (ViT towers), mask views get their ``grid`` = ``image_size // patch_size``.
+    Views with a ``fraction`` (``image_local``) get ``size`` = that fraction of the image size in whole
+    patches (:func:`synclip.data.views.multi_crop.local_size`).
     """
     cfgs = {}
     for name in names:
@@ -49,7 +53,17 @@ def resolve_views(
                     f"views.{name}.grid={user['grid']} but the model sees {grid} x {grid} patches; "
                     f"drop views.{name}.grid (it is filled from the model)"
                 )
-        if "size" in options and "size" not in user:
+        if "fraction" in options:  # a crop smaller than the model's images (multi-crop local crops)
+            if user.get("size") is None:
+                user["size"] = local_size(
+                    image_size, float(user.get("fraction", options["fraction"])), patch_size
+                )
+            elif patch_size and int(user["size"]) % patch_size:
+                raise ValueError(
+                    f"views.{name}.size={user['size']} is not a multiple of the patch size {patch_size}; "
+                    f"drop it (it is filled from views.{name}.fraction) or give a multiple"
+                )
+        elif "size" in options and "size" not in user:
             user["size"] = image_size
         elif "size" in options and user["size"] != image_size:
             raise ValueError(
@@ -196,7 +210,8 @@ class SourceLoader:
 
 
 class StreamLoader:
-    """A webdataset source: ``num_samples // (B * world)`` batches per epoch from a :class:`ShardStream`.
+    """A streamed source: ``num_samples // (B * world)`` batches per epoch from a
+    :class:`~synclip.data.streams.SampleStream` (webdataset shards, a streaming Hugging Face dataset).
 
     Workers are not persistent, so each epoch's stream is rebuilt from (seed, epoch). On resume at batch
     s, worker w (which produced batches w, w + W, ... in the DataLoader's round-robin order) skips the
@@ -206,7 +221,7 @@ class StreamLoader:
 
     def __init__(
         self,
-        stream: ShardStream,
+        stream: SampleStream,
         batch_size: int,
         num_samples: int,
         workers: int,
@@ -309,12 +324,17 @@ def build_loaders(
             view_fns, augment = batched_views(view_cfgs, tokenizer, side)
         else:
             view_fns, augment = make_views(view_cfgs, tokenizer, train=True), None
-        view_fns = prompted_views(view_fns, views, cfg.views, spec.get("kind"))
+        view_fns = prompted_views(view_fns, views, cfg.views, spec)
         seed = cfg.train.seed + 7919 * i
         draft = side if augment else None  # JPEGs decoded at about the canvas size
         if spec.get("kind") == "webdataset":
             loaders[source] = _stream_loader(
                 source, spec, view_fns, batch_size, seed, cfg.data.workers, augment, pin_memory, draft
+            )
+            continue
+        if spec.get("kind") == "hf_dataset" and spec.get("streaming"):
+            loaders[source] = _hf_stream_loader(
+                source, spec, view_fns, batch_size, seed, cfg.data.workers, augment, pin_memory
             )
             continue
         data_source = build_source(source, spec)
@@ -347,4 +367,26 @@ def _stream_loader(
         num_samples = sum(json.loads(sizes.read_text()).values())
     stream = ShardStream(opts["urls"], views, seed, bool(opts["resampled"]), int(opts["shuffle_buffer"]))
     stream.decode_size = draft
+    return StreamLoader(stream, batch_size, int(num_samples), workers, augment, pin_memory)
+
+
+def _hf_stream_loader(
+    name: str,
+    spec: dict,
+    views,
+    batch_size: int,
+    seed: int,
+    workers: int,
+    augment=None,
+    pin_memory: bool = False,
+) -> StreamLoader:
+    """A streaming Hugging Face dataset (:class:`synclip.data.hf_stream.HFStream`); an epoch is
+    ``num_samples`` rows, counted from the stream (one pass over a text or label column) when not given."""
+    from synclip.data.hf_stream import HFStream, count_rows
+    from synclip.data.sources.hf_dataset import open_source
+
+    _, opts = resolve_source(name, spec)
+    dataset, rows, _ = open_source(name, opts)
+    num_samples = opts["num_samples"] or count_rows(dataset, rows)
+    stream = HFStream(dataset, rows, views, seed, int(opts["shuffle_buffer"]))
     return StreamLoader(stream, batch_size, int(num_samples), workers, augment, pin_memory)

@@ -75,7 +75,7 @@ def _train(cfg: RunConfig) -> Path:
     run_dir = prepare_run_dir(cfg)
     pretrainer = sync_batchnorm(build_pretrainer(cfg).to(device), device)
     model = pretrainer.model
-    tokenizer = get_tokenizer(model.context_length)
+    tokenizer = get_tokenizer(model.context_length, model.tokenizer_file)
     views = pretrainer.recipe.views()
     data = build_loaders(
         cfg, views, tokenizer, model.image_size, t.accum_steps, model.patch_size, device.type == "cuda"
@@ -111,12 +111,15 @@ def _train(cfg: RunConfig) -> Path:
     }
     pretrainer.train()
     window_pairs, window_start = 0, time.perf_counter()
+    # data wait: time the loop spends asking the loader for the next batch (benchmarks/gpu_check.sh)
+    waited, fetched = 0.0, time.perf_counter()
     main_samples = data.loaders[data.main].num_samples
     batch_sizes = {name: loader.batch_size for name, loader in data.loaders.items()}
     try:
         while step < last_step:
             epoch, start_batch = divmod(step, steps_per_epoch)
             for batch in data.epoch(epoch, start_batch):
+                waited += time.perf_counter() - fetched
                 short = _count_bad(batch, bad, cfg.data.max_bad_fraction, main_samples, batch_sizes)
                 main = batch[data.main]
                 if short:  # a rank's batch lost samples that could not be replaced: all ranks skip it
@@ -124,6 +127,7 @@ def _train(cfg: RunConfig) -> Path:
                     continue
                 batch = data.to_device(batch, device)  # batched path: image views augmented here
                 set_lr(optimizer, cosine_lr(step, t.lr, t.warmup_steps, total_steps))
+                pretrainer.set_progress(step, total_steps)  # EMA schedules, late objectives
                 optimizer.zero_grad(set_to_none=True)
 
                 def check(out, step=step):
@@ -150,20 +154,24 @@ def _train(cfg: RunConfig) -> Path:
                 window_pairs += main["size"] * dist.world_size()
                 bar.update(1)
                 if step % t.log_every == 0 or step == last_step:
-                    rate = window_pairs / (time.perf_counter() - window_start)
+                    elapsed = time.perf_counter() - window_start
+                    rate = window_pairs / elapsed
                     scalars = _global_scalars(out)
                     scalars |= {"lr": optimizer.param_groups[0]["lr"], "pairs_per_s": rate, "epoch": epoch}
+                    # fraction of the window spent waiting for data (on CUDA it overlaps queued GPU work)
+                    scalars["data_wait_frac"] = min(1.0, waited / elapsed)
                     scalars["bad_samples"] = bad["n_bad"]
                     bar.set_postfix(loss=f"{scalars['loss']:.3f}", pairs_s=f"{rate:.0f}")
                     if logger:
                         logger.log(step, scalars)
-                    window_pairs, window_start = 0, time.perf_counter()
+                    window_pairs, window_start, waited = 0, time.perf_counter(), 0.0
                 if validation.due(step, steps_per_epoch):
                     validation.run(step)
-                    window_start = time.perf_counter()  # the pairs/s window leaves the evaluation out
+                    window_start, waited = time.perf_counter(), 0.0  # the window leaves the evaluation out
                 epoch_file = _epoch_checkpoint(step, steps_per_epoch, t.save_every)
                 if (step % t.checkpoint_every == 0 or epoch_file) and step < last_step:
                     _save(state, step, bad, finished=False, epoch_file=epoch_file)
+                fetched = time.perf_counter()
                 if step >= last_step:
                     break
         _save(

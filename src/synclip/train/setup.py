@@ -13,6 +13,7 @@ import torch
 from synclip import distributed as dist
 from synclip.config import ConfigError, RunConfig, run_dir_for
 from synclip.models import TwoTower, create_model, load_state
+from synclip.models.hf_text import hf_text_tower
 from synclip.models.locking import apply_locking
 from synclip.models.published import is_published, read_published
 from synclip.models.tower_init import init_image_tower
@@ -57,9 +58,12 @@ def build_pretrainer(cfg: RunConfig) -> Pretrainer:
         image_size=m.image_size,
         context_length=m.context_length,
         patch_dropout=m.patch_dropout,
+        image_head=m.image_head,
     )
     if published:
         load_state(model, published.state, where=m.pretrained)
+    if m.text_mask_ratio:
+        set_text_masking(model, m.text_mask_ratio, cfg.objectives)
     if m.image_init:
         init_image_tower(model, m.image_init)
     apply_locking(model, m.lock_image, m.lock_text, m.unlocked_groups, m.freeze_bn_stats)
@@ -76,6 +80,31 @@ def build_pretrainer(cfg: RunConfig) -> Pretrainer:
     elif m.pretrained:
         carry_recipe_state(recipe, m.pretrained)
     return Pretrainer(model, recipe)
+
+
+# objectives that read the text tower's per-token features, which text masking shortens
+TOKEN_READERS = ("mlm", "caption")
+
+
+def set_text_masking(model: TwoTower, ratio: float, objectives: dict) -> None:
+    """Turn on FLIP's text masking (``model.text_mask_ratio``), or say why it cannot be."""
+    if hf_text_tower(model) is not None:
+        raise ConfigError(
+            "model.text_mask_ratio applies to open_clip's text transformer; this model has a Hugging Face "
+            "text tower: set model.text_mask_ratio=0"
+        )
+    if ratio > 0 and type(model).text_outputs is not TwoTower.text_outputs:
+        raise ConfigError(
+            f"model.text_mask_ratio applies to open_clip's CLIP text transformer; {model.name} encodes text "
+            "its own way (a CoCa text tower): set model.text_mask_ratio=0"
+        )
+    readers = [n for n, o in objectives.items() if (o or {}).get("type", n) in TOKEN_READERS]
+    if readers:
+        raise ConfigError(
+            f"model.text_mask_ratio drops text tokens, but objectives {readers} read the text tower's "
+            "per-token features: set model.text_mask_ratio=0 or remove them"
+        )
+    model.text_mask_ratio = float(ratio)
 
 
 def tower_normalisation(m) -> tuple[tuple, tuple] | None:

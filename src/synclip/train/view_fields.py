@@ -6,8 +6,9 @@ Each source kind gives fixed sample fields (image-text sources a ``caption``, la
 template, :func:`prompted_views`). Every view an active objective reads from a source is applied to a
 small synthetic sample with exactly those fields; a view that asks for a field the source lacks (the
 ``text`` view over an image folder) is a ConfigError naming the view, the field and a fix, instead of
-a DataLoader worker's KeyError after the model is built. Webdataset sources hold whatever their
-shards hold, so they are not checked.
+a DataLoader worker's KeyError after the model is built. An ``hf_dataset`` source gives the fields
+its ``caption_key`` / ``label_key`` options name (:func:`source_fields`). Webdataset sources hold
+whatever their shards hold, so they are not checked.
 """
 
 from __future__ import annotations
@@ -29,6 +30,32 @@ SOURCE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 # labelled sources give their class names as prompts to views that read captions (PromptCaptions)
 PROMPTED = {kind for kind, fields in SOURCE_FIELDS.items() if fields == LABEL_FIELDS}
+
+
+def source_fields(source: str | dict) -> tuple[str, ...] | None:
+    """The sample fields of a source, from its kind or its whole ``data.sources`` entry (an
+    ``hf_dataset`` source gives the fields its ``caption_key`` / ``label_key`` options name); None
+    when unknown (webdataset shards hold whatever was written)."""
+    spec = source if isinstance(source, dict) else {"kind": source}
+    if spec.get("kind") == "hf_dataset":
+        from synclip.data.sources import source_defaults
+
+        opts = {**source_defaults("hf_dataset"), **spec}
+        fields = ("image", "key") + (("caption",) if opts["caption_key"] is not None else ())
+        return fields + (("label", "class_name") if opts["label_key"] is not None else ())
+    return SOURCE_FIELDS.get(spec.get("kind"))
+
+
+def is_prompted(source: str | dict) -> bool:
+    """Whether a source is labelled without captions, so views that read captions get its class names
+    in prompt templates."""
+    spec = source if isinstance(source, dict) else {"kind": source}
+    if spec.get("kind") in PROMPTED:
+        return True
+    fields = source_fields(spec)
+    return fields is not None and "label" in fields and "caption" not in fields
+
+
 # what to read instead, per missing field: (view to use, why)
 INSTEAD = {"caption": "text_prompt", "class_name": "text", "label": "target"}
 
@@ -68,16 +95,17 @@ def needs_field(view: str, view_cfg: dict, fields: tuple[str, ...], field: str) 
     return False
 
 
-def prompted_views(views, names: list[str], view_cfg: dict, source_kind: str | None):
-    """``views`` (a callable over samples) for a source of ``source_kind``: over a labelled source,
+def prompted_views(views, names: list[str], view_cfg: dict, source: str | dict | None):
+    """``views`` (a callable over samples) for ``source`` (its kind or its ``data.sources`` entry): over
+    a labelled source without captions,
     when one of ``names`` reads captions, wrapped so each sample's caption is its class name in a
     prompt template (:class:`~synclip.data.views.prompt.PromptCaptions`, templates of
     ``views.text_prompt.templates``); otherwise unchanged, so no random draw moves other views' RNG."""
     from synclip.data.views.prompt import UNICL_TEMPLATES, PromptCaptions
 
-    if source_kind not in PROMPTED:
+    if source is None or not is_prompted(source):
         return views
-    fields = (*SOURCE_FIELDS[source_kind], "caption")
+    fields = (*source_fields(source), "caption")
     if not any(needs_field(name, view_cfg, fields, "caption") for name in names):
         return views
     templates = (view_cfg.get("text_prompt") or {}).get("templates", UNICL_TEMPLATES)
@@ -94,10 +122,10 @@ def view_field_problem(cfg, recipe) -> str | None:
         for read in instance.reads():
             source, view = read.source, read.view
             spec = cfg.data.sources.get(source)
-            fields = SOURCE_FIELDS.get(spec.get("kind")) if isinstance(spec, dict) else None
+            fields = source_fields(spec) if isinstance(spec, dict) else None
             if fields is None:
                 continue  # an unknown source or kind is reported when the data is built
-            if spec.get("kind") in PROMPTED:
+            if is_prompted(spec):
                 fields = (*fields, "caption")  # class prompts as captions (prompted_views)
             kind, view_options = resolve_view(view, cfg.views.get(view))
             try:

@@ -20,6 +20,7 @@ from synclip.data.sources import arrays as arrays
 from synclip.data.sources import csv_labels as csv_labels
 from synclip.data.sources import csv_pairs as csv_pairs
 from synclip.data.sources import emoji as emoji
+from synclip.data.sources import hf_dataset as hf_dataset
 from synclip.data.sources import image_folder as image_folder
 from synclip.data.sources import labelled as labelled
 from synclip.data.sources import webdataset as webdataset
@@ -33,12 +34,14 @@ from synclip.data.sources.base import (
 )
 from synclip.data.sources.csv_labels import CsvImageLabel
 from synclip.data.sources.csv_pairs import CsvImageText
+from synclip.data.sources.hf_dataset import HFImageText
 from synclip.data.sources.image_folder import IMAGE_EXTENSIONS, ImageFolder
 from synclip.data.sources.labelled import fashion_mnist, mnist5k, renamed, sklearn_digits
 
 __all__ = [
     "BadSample",
     "CsvImageText",
+    "HFImageText",
     "ImageFolder",
     "ArrayImageLabel",
     "IMAGE_EXTENSIONS",

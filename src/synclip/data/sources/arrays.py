@@ -26,6 +26,8 @@ class ArrayImageLabel(Dataset):
         if len(self.labels) and not (0 <= self.labels.min() and self.labels.max() < len(self.classes)):
             raise ValueError(f"labels must lie in [0, {len(self.classes)})")
         self.name = name
+        # per class, its names when it has several (UniCL's synonyms; synclip.data.class_synonyms)
+        self.synonyms: list[list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -33,9 +35,12 @@ class ArrayImageLabel(Dataset):
     def __getitem__(self, index: int) -> dict:
         label = int(self.labels[index])
         image = Image.fromarray(self.images[index]).convert("RGB")
-        return {
+        sample = {
             "image": image,
             "label": label,
             "class_name": self.classes[label],
             "key": f"{self.name}/{index}",
         }
+        if self.synonyms is not None and len(self.synonyms[label]) > 1:
+            sample["synonyms"] = tuple(self.synonyms[label])  # the text_prompt view draws one
+        return sample

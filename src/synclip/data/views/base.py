@@ -6,7 +6,9 @@ option defaults::
     @register_view("image", tower="image", size=48, ...)
     def build(cfg: dict, tokenizer, train: bool) -> Callable[[dict], Any]: ...
 
-``cfg`` arrives complete (defaults merged, unknown names rejected). ``tower`` is ``"image"`` for
+``cfg`` arrives complete (defaults merged, unknown names rejected). A view may return
+:class:`WithExtras` when one random draw makes several outputs that must agree (crops and their
+boxes): the extras land beside the view's value as ``<name>_<key>``. ``tower`` is ``"image"`` for
 image-like views, ``"text"`` for token views and ``None`` for the rest (labels, masks); it is not an
 option. Builders live in the modules of :mod:`synclip.data.views`, one per kind or family, named after
 what they hold; a new view (say ``image_ssl`` with N crops) is one new file there plus one import line
@@ -20,7 +22,7 @@ options carry ``kind``: ``{"image": {"size": 64}, "image_big": {"kind": "image",
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch.utils.data import Dataset
 
@@ -87,14 +89,32 @@ def resolve_view(name: str, cfg: Mapping[str, Any] | None) -> tuple[str, dict[st
     return kind, options
 
 
+class WithExtras(NamedTuple):
+    """What a view returns when one random draw makes several outputs that must agree (A-CLIP's crops
+    and their boxes): ``value`` is the view's output under its own name, each entry of ``extras`` an
+    output named ``<view name>_<key>`` beside it in the batch."""
+
+    value: Any
+    extras: dict[str, Any]
+
+
 class Views:
-    """Applies every configured view to a sample: ``sample -> {output name: value}``. Picklable."""
+    """Applies every configured view to a sample: ``sample -> {output name: value}``. Picklable.
+
+    A view that returns :class:`WithExtras` adds its extra outputs as ``<name>_<key>``."""
 
     def __init__(self, fns: dict[str, Callable[[dict], Any]]):
         self.fns = fns
 
     def __call__(self, sample: dict) -> dict[str, Any]:
-        return {name: fn(sample) for name, fn in self.fns.items()}
+        out: dict[str, Any] = {}
+        for name, fn in self.fns.items():
+            value = fn(sample)
+            if isinstance(value, WithExtras):
+                out.update({f"{name}_{key}": extra for key, extra in value.extras.items()})
+                value = value.value
+            out[name] = value
+        return out
 
     def __repr__(self) -> str:
         return f"Views({', '.join(self.fns)})"

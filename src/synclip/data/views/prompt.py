@@ -1,7 +1,8 @@
 """Views for label supervision as UniCL uses it: class names as prompts and shared-label targets.
 
 - ``text_prompt``: the sample's ``class_name`` in a prompt template, tokenised (UniCL, Yang et al. 2022,
-  https://arxiv.org/abs/2204.03610, draws one of CLIP's 80 ImageNet templates or ``'{}.'`` per sample).
+  https://arxiv.org/abs/2204.03610, draws one of CLIP's 80 ImageNet templates or ``'{}.'`` per sample,
+  and one of the class's names when it has several: the sample's ``synonyms``).
 - ``target``: an int64 label shared by samples that UniCL treats as positives of each other.
 """
 
@@ -33,10 +34,20 @@ def _fill(template: str, name: str) -> str:
     return template.replace("{c}", name).replace("{}", name)
 
 
+def draw_name(sample: dict, train: bool) -> str:
+    """The class name to prompt with: in training one of the class's ``synonyms`` drawn uniformly
+    (UniCL's ``random.choice(classnames)``, ``data/language/prompt_engineering.py``) from ``random``,
+    which the loader seeds per sample; else, and for a class with one name, its ``class_name``
+    (without touching ``random``, so such a class draws exactly what it drew before synonyms)."""
+    names = sample.get("synonyms") or ()
+    if train and len(names) > 1:
+        return str(random.choice(names))
+    return str(sample_field(sample, "class_name", "text_prompt"))
+
+
 def _prompt(tokenizer: Any, templates: list[str], train: bool, sample: dict) -> Any:
-    name = str(sample_field(sample, "class_name", "text_prompt"))
     template = random.choice(templates) if train else templates[0]  # the loader seeds `random`
-    return tokenizer([_fill(template, name)])[0]
+    return tokenizer([_fill(template, draw_name(sample, train))])[0]
 
 
 @register_view("text_prompt", tower="text", templates=UNICL_TEMPLATES)
@@ -60,7 +71,8 @@ class PromptCaptions:
 
     def __call__(self, sample: dict) -> dict:
         if "caption" not in sample and "class_name" in sample:
-            sample = {**sample, "caption": _fill(random.choice(self.templates), str(sample["class_name"]))}
+            template = random.choice(self.templates)
+            sample = {**sample, "caption": _fill(template, draw_name(sample, True))}
         return self.views(sample)
 
 

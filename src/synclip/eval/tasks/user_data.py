@@ -1,4 +1,5 @@
-"""Tasks on the user's own data (:mod:`synclip.eval.user_data`): an image folder, a CSV of pairs."""
+"""Tasks on the user's own data (:mod:`synclip.eval.user_data`): an image folder, a CSV of pairs,
+a local Hugging Face dataset."""
 
 from __future__ import annotations
 
@@ -27,3 +28,14 @@ class CsvRetrieval(EvalTask):
 
     def items(self, inputs: EvalInputs) -> dict:
         return ud.csv_task(inputs.csv, *inputs.csv_keys, limit=inputs.limit)
+
+
+@EVAL_TASKS.register("hf_dataset")
+class HFDatasetTasks(EvalTask):
+    """``--hf-dataset DIR``: zero-shot, linear probe and kNN over its labels; retrieval over its captions."""
+
+    user_data = True
+    needs = "hf_dataset"
+
+    def items(self, inputs: EvalInputs) -> dict:
+        return ud.hf_dataset_tasks(inputs.hf_dataset, inputs.hf_options, limit=inputs.limit)
