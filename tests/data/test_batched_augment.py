@@ -194,3 +194,17 @@ def test_solarisation_inverts_bright_pixels_on_both_paths():
     batched = augment(collate([worker(sample)]), CPU)["image_ssl"][0]  # (2, 3, 16, 16)
     for out in (pil, batched):
         assert torch.allclose(out, black[None, :, None, None].expand_as(out), atol=1e-4)
+
+
+def test_multi_crop_views_keep_dinos_per_crop_probabilities_and_the_pil_shapes():
+    """image_global: the first crop always blurred and never solarised (DINO's asymmetric pair)."""
+    views = {"image_global": {"size": 32}, "image_local": {"size": 16, "num": 3}}
+    worker, augment = batched_views(views, None, side=64)
+    picks = [(i, 500 + i) for i in range(6)]
+    items = _items(worker, picks)
+    first = torch.stack([item["image_global"]["blur"][0] for item in items])  # (6,)
+    assert first.all() and not torch.stack([item["image_global"]["solarise"][0] for item in items]).any()
+    batched = _finish(augment, items)
+    pil = collate(_items(make_views(views, None, train=True), picks))
+    for name, shape in (("image_global", (6, 2, 3, 32, 32)), ("image_local", (6, 3, 3, 16, 16))):
+        assert batched[name].shape == pil[name].shape == shape and batched[name].dtype == torch.float32

@@ -125,7 +125,11 @@ def _train(cfg: RunConfig) -> Path:
                 if short:  # a rank's batch lost samples that could not be replaced: all ranks skip it
                     step += 1
                     continue
+                moved = time.perf_counter()
                 batch = data.to_device(batch, device)  # batched path: image views augmented here
+                waited += (
+                    time.perf_counter() - moved
+                )  # data time too (on CUDA: the copies' and kernels' launch)
                 set_lr(optimizer, cosine_lr(step, t.lr, t.warmup_steps, total_steps))
                 pretrainer.set_progress(step, total_steps)  # EMA schedules, late objectives
                 optimizer.zero_grad(set_to_none=True)

@@ -1,10 +1,11 @@
-"""The batched path of the ``image`` and ``image_ssl`` views: parameters in the worker, pixels on the device.
+"""The batched path of the image views (``image``, ``image_ssl``, the multi-crop ``image_global`` and
+``image_local``): parameters in the worker, pixels on the device.
 
 With ``data.augment=batched`` a DataLoader worker decodes each sample's image once into a uint8
 canvas (:mod:`.canvas`) and, for every image view, draws only that view's random parameters from the
 sample's seeded RNG (:mod:`.params`). The collate stacks canvases and parameters; on the training
 device :class:`BatchedAugment` crops, colours and normalises all views of the whole batch at once
-(:mod:`.ops`), giving the tensors the PIL path gives: ``image`` (B, 3, S, S) and ``image_ssl``
+(:mod:`.ops`), giving the tensors the PIL path gives: ``image`` (B, 3, S, S) and the N-crop views
 (B, N, 3, S, S), float32, normalised. The views take the same options on both paths (and are
 checked by the same builders). Differences, our choice: the crop is resampled by ``roi_align``
 (area-averaged bilinear) whatever ``interpolation`` says, and colour steps work on floats instead of
@@ -60,8 +61,16 @@ class CropView:
         return x.reshape(b, self.num, *x.shape[1:]) if self.per_sample_axis else x
 
 
+def per_crop(value: Any, num: int) -> list[float]:
+    """A probability per crop: one value for all, or a list cycled over the crops (the multi-crop views)."""
+    values = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    return [values[i % len(values)] for i in range(num)]
+
+
 class SslView(CropView):
-    """``image_ssl``: N crops per sample with SimCLR's colour jitter, greyscale, blur, (solarise) and flip."""
+    """``image_ssl`` (SimCLR) and the multi-crop ``image_global`` / ``image_local`` (DINO): N crops per
+    sample with colour jitter, greyscale, blur, solarise and flip; blur and solarise probabilities may
+    differ per crop (DINO's asymmetric global pair)."""
 
     per_sample_axis = True
 
@@ -70,7 +79,10 @@ class SslView(CropView):
         self.num = int(cfg["num"])
         self.jitter = tuple(float(v) for v in cfg["jitter"])
         self.jitter_p, self.grey_p = float(cfg["jitter_p"]), float(cfg["grey_p"])
-        self.blur_p, self.solarize_p = float(cfg["blur_p"]), float(cfg["solarize_p"])
+        self.blur_p, self.solarize_p = (
+            per_crop(cfg["blur_p"], self.num),
+            per_crop(cfg["solarize_p"], self.num),
+        )
         self.kernel = blur_kernel(self.size)
 
     def draw(self, height: int, width: int) -> dict[str, torch.Tensor]:
@@ -80,16 +92,16 @@ class SslView(CropView):
             k: [] for k in ("box", "jitter", "order", "factors", "grey", "blur", "sigma")
         }
         rows |= {"solarise": [], "flip": []}
-        for _ in range(self.num):
+        for i in range(self.num):
             rows["box"].append(crop_box(height, width, self.scale, self.ratio))
             rows["jitter"].append(coin(self.jitter_p))
             order, factors = jitter_params(self.jitter)
             rows["order"].append(order)
             rows["factors"].append(factors)
             rows["grey"].append(coin(self.grey_p))
-            rows["blur"].append(coin(self.blur_p))
+            rows["blur"].append(coin(self.blur_p[i]))
             rows["sigma"].append(transforms.GaussianBlur.get_params(*BLUR_SIGMA))
-            rows["solarise"].append(coin(self.solarize_p))
+            rows["solarise"].append(coin(self.solarize_p[i]))
             rows["flip"].append(coin(0.5))
         return {k: torch.tensor(v) for k, v in rows.items()}  # box (N, 4), order / factors (N, 4), rest (N,)
 
@@ -101,7 +113,7 @@ class SslView(CropView):
         return ops.hflip(x, p["flip"])
 
 
-BATCHED_KINDS = {"image": CropView, "image_ssl": SslView}
+BATCHED_KINDS = {"image": CropView, "image_ssl": SslView, "image_global": SslView, "image_local": SslView}
 
 
 class DecodeOnce:
