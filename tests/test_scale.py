@@ -66,6 +66,7 @@ CASES = {  # recipe (or recipe/variant) -> extra overrides
     },
     # EMA teachers, centres all-reduced over ranks; small heads and 2 local crops to stay fast
     "silc": {**SMALL_DISTILL, "views.image_local.num": 2},
+    "silc/batched": {**SMALL_DISTILL, "views.image_local.num": 2, "data.augment": "batched"},  # multi-crop
     "tips": {**SMALL_DISTILL, **SMALL_MASKED, "views.image_local.num": 2},
     # the late objectives switched on from step 2 of 8 (not 80%), so that 3 steps see both phases
     "siglip2": {
