@@ -30,7 +30,6 @@ from synclip.data.tokenizer import get_tokenizer
 from synclip.io.checkpoint import FORMAT, save_atomic
 from synclip.models import open_clip_state_dict
 from synclip.train.data import build_loaders
-from synclip.train.loop import to_device
 from synclip.train.optim import create_optimizer
 from synclip.train.setup import build_pretrainer
 
@@ -113,7 +112,7 @@ def step_fn(
     tokenizer = get_tokenizer(model.context_length)
     views = pretrainer.recipe.views()
     data = build_loaders(cfg, views, tokenizer, model.image_size, patch_size=model.patch_size)
-    batch = to_device(next(data.epoch(0)), device)
+    batch = data.to_device(next(data.epoch(0)), device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     def step() -> None:

@@ -50,10 +50,12 @@ def _state(run_dir):
 FMNIST = "{labels: {kind: fashion_mnist}}"
 SMALL_DISTILL = {f"objectives.self_distill.{k}": v for k, v in SMALL["self_distill"].items()}
 SMALL_MASKED = {f"objectives.masked_prediction.{k}": v for k, v in SMALL["masked_prediction"].items()}
-CASES = {  # recipe -> extra overrides
+CASES = {  # recipe (or recipe/variant) -> extra overrides
     "clip": {},
+    "clip/batched": {"data.augment": "batched"},  # image views augmented batch-wide from per-sample params
     "siglip": {},  # the sigmoid loss over local images x gathered texts, divided by the local batch
-    "slip": {},
+    "slip": {},  # data.augment=batched, the recipe's default: two SimCLR crops jittered on the device
+    "slip/pil": {"data.augment": "pil"},  # each sample augmented in a worker
     "declip": {},
     "simclr": {},  # image only: the text tower gets no gradient, DDP must be told (see ATOL)
     "classifier": {"data.sources": FMNIST},  # image only, with a vocabulary
@@ -64,6 +66,7 @@ CASES = {  # recipe -> extra overrides
     },
     # EMA teachers, centres all-reduced over ranks; small heads and 2 local crops to stay fast
     "silc": {**SMALL_DISTILL, "views.image_local.num": 2},
+    "silc/batched": {**SMALL_DISTILL, "views.image_local.num": 2, "data.augment": "batched"},  # multi-crop
     "tips": {**SMALL_DISTILL, **SMALL_MASKED, "views.image_local.num": 2},
     # the late objectives switched on from step 2 of 8 (not 80%), so that 3 steps see both phases
     "siglip2": {
@@ -85,10 +88,11 @@ ATOL = {"simclr": 1e-4, "slip": 1e-3, "aclip": 1e-3}  # aclip carries the SimCLR
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", list(CASES))
-def test_two_processes_equal_one_process_on_the_global_batch(recipe, emoji_subset, tmp_path):
-    one = _overrides(emoji_subset, tmp_path, "one", 2 * B, **CASES[recipe])
-    two = _overrides(emoji_subset, tmp_path, "two", B, **CASES[recipe])
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_processes_equal_one_process_on_the_global_batch(case, emoji_subset, tmp_path):
+    recipe = case.split("/")[0]
+    one = _overrides(emoji_subset, tmp_path, "one", 2 * B, **CASES[case])
+    two = _overrides(emoji_subset, tmp_path, "two", B, **CASES[case])
     run_distributed(_train_rank, 2, recipe, two)
     single = train(load_config(recipe, one))
 

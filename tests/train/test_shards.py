@@ -107,10 +107,12 @@ def test_bad_samples_in_shards_are_skipped_and_counted(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_mid_epoch_from_shards_equals_uninterrupted_run(shards, tmp_path):
+@pytest.mark.parametrize("augment", ["pil", "batched"])
+def test_resume_mid_epoch_from_shards_equals_uninterrupted_run(augment, shards, tmp_path):
     urls = json.loads((shards / "shards.json").read_text())["urls"]
     source = "{pairs: {kind: webdataset, urls: '" + urls + "', num_samples: 256, shuffle_buffer: 64}}"
-    base = small_run_overrides("unused.tsv", tmp_path, **{"data.sources": source, "train.epochs": 1})
+    run = {"data.sources": source, "train.epochs": 1, "data.augment": augment}
+    base = small_run_overrides("unused.tsv", tmp_path, **run)
     straight = train(load_config("clip", [*base, "train.name=straight"]))
     resumed_args = [*base, "train.name=resumed", "train.checkpoint_every=3"]
     train(load_config("clip", [*resumed_args, "train.max_steps=3"]))

@@ -61,12 +61,14 @@ def _weights(run_dir):
 
 
 @pytest.mark.slow
-def test_resume_after_interruption_equals_uninterrupted_run(emoji_subset, tmp_path):
+@pytest.mark.parametrize("augment", ["pil", "batched"])
+def test_resume_after_interruption_equals_uninterrupted_run(augment, emoji_subset, tmp_path):
+    run = {"data.augment": augment}
     straight = train(
-        load_config("clip", small_run_overrides(emoji_subset, tmp_path, **{"train.name": "straight"}))
+        load_config("clip", small_run_overrides(emoji_subset, tmp_path, **{"train.name": "straight", **run}))
     )
     overrides = small_run_overrides(
-        emoji_subset, tmp_path, **{"train.name": "resumed", "train.checkpoint_every": 3}
+        emoji_subset, tmp_path, **{"train.name": "resumed", "train.checkpoint_every": 3, **run}
     )
     train(load_config("clip", [*overrides, "train.max_steps=5"]))  # stopped mid-epoch, after step 5
     assert read_synclip_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["step"] == 5

@@ -26,6 +26,7 @@ _RULES: list[tuple[str, str, float, bool, float | None, bool]] = [
     ("train", "eps", 0, False, None, False),
     ("train", "grad_clip_norm", 0, True, None, True),
     ("data", "workers", 0, True, None, False),
+    ("data", "decode_size", 1, True, None, True),
     ("data", "max_bad_fraction", 0, True, 1, False),
     ("eval", "batch_size", 1, True, None, False),
     ("eval", "limit", 1, True, None, True),

@@ -51,6 +51,13 @@ class DataConfig:
     # objectives read the source named in their options
     sources: dict = field(default_factory=lambda: {"pairs": {"kind": "emoji", "style": "twemoji"}})
     workers: int = 2
+    # image augmentation of training views: "pil" (each sample in a DataLoader worker, torchvision on PIL
+    # images) or "batched" (workers decode each image once and ship uint8; crops, flips and colour
+    # augmentation run on whole batches on the training device: synclip.data.batched)
+    augment: str = "pil"
+    # batched path: decoded images are scaled to fit a decode_size x decode_size canvas (JPEG draft
+    # decoding to about that size); null: twice the model's image size (our choice)
+    decode_size: int | None = None
     max_bad_fraction: float = 0.01  # stop when more than this fraction of samples is unreadable
 
 
@@ -201,6 +208,8 @@ def build_config(raw: dict) -> RunConfig:
     cfg = _build(RunConfig, raw, "")
     _check_objectives(cfg.objectives)
     _check_views(cfg.views)
+    if cfg.data.augment not in ("pil", "batched"):
+        raise ConfigError(f"data.augment must be pil or batched, not {cfg.data.augment!r}")
     if cfg.train.precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {cfg.train.precision!r}")
     if cfg.train.fsdp and cfg.train.precision == "fp16":

@@ -11,6 +11,8 @@ def _stack(values: list[Any]) -> Any:
     first = values[0]
     if isinstance(first, torch.Tensor):
         return torch.stack(values)  # (B, ...)
+    if isinstance(first, dict):  # e.g. a batched image view's parameters: each field stacked
+        return {key: _stack([value[key] for value in values]) for key in first}
     if isinstance(first, bool):
         return torch.tensor(values, dtype=torch.bool)
     if isinstance(first, int):

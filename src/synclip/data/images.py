@@ -45,8 +45,22 @@ def _wide_grey_to_rgb(img: Image.Image) -> Image.Image:
     return Image.fromarray(grey, mode="L").convert("RGB")
 
 
-def load_rgb(path: str | Path, key: str) -> Image.Image:
+def open_draft(img: Image.Image, draft: int | None) -> None:
+    """Ask ``img``'s decoder for a reduced version whose sides are both at least ``draft`` pixels.
+
+    JPEG decoders can skip detail by scaling by 1/2, 1/4 or 1/8 while decoding (Pillow's
+    ``Image.draft``), which costs a fraction of a full decode; other formats ignore it. Call before
+    ``load()``. ``None`` decodes at full size.
+    """
+    if draft:
+        img.draft(None, (int(draft), int(draft)))
+
+
+def load_rgb(path: str | Path, key: str, draft: int | None = None) -> Image.Image:
     """Open, fully decode and convert ``path`` to RGB, raising BadSample on any failure.
+
+    ``draft`` (pixels): JPEGs are decoded at a reduced scale whose sides stay at least this long
+    (:func:`open_draft`); used by the batched augmentation path, which needs about the training size.
 
     Image decoders raise many kinds of exception on damaged files (OSError, SyntaxError, ValueError,
     struct.error, IndexError, DecompressionBombError, ...): every one means this sample is unusable.
@@ -60,6 +74,7 @@ def load_rgb(path: str | Path, key: str) -> Image.Image:
         raise BadSample("missing_file", key, str(path))
     try:
         with Image.open(path) as img:
+            open_draft(img, draft)
             img.load()
             rgb = to_rgb(img)
             return img.copy() if rgb is img else rgb  # closing `img` invalidates it

@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 from torch.utils.data import Dataset
 
-from synclip.data.images import BadSample, to_rgb
+from synclip.data.images import BadSample, open_draft, to_rgb
 from synclip.data.streams import SampleStream
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
@@ -99,8 +99,11 @@ def write_shards(
     return info
 
 
-def decode_record(record: dict, max_caption_chars: int = 1000) -> dict:
-    """A raw webdataset record (bytes per extension) -> a source sample ``{"image", "caption", "key", ...}``."""
+def decode_record(record: dict, max_caption_chars: int = 1000, draft: int | None = None) -> dict:
+    """A raw webdataset record (bytes per extension) -> a source sample ``{"image", "caption", "key", ...}``.
+
+    ``draft``: decode JPEGs at a reduced scale with both sides at least this long (:func:`open_draft`).
+    """
     key = record.get("__key__", "?")
     meta = json.loads(record["json"]) if "json" in record else {}
     sample = {**meta, "key": meta.get("key", key)}
@@ -116,6 +119,7 @@ def decode_record(record: dict, max_caption_chars: int = 1000) -> dict:
         raise BadSample("missing_file", sample["key"], "no image in the record")
     try:
         with Image.open(io.BytesIO(data)) as img:
+            open_draft(img, draft)
             img.load()
             rgb = to_rgb(img)
             sample["image"] = img.copy() if rgb is img else rgb
@@ -149,6 +153,7 @@ class ShardStream(SampleStream):
         super().__init__(views, seed, shuffle_buffer, passes)
         self.urls = expand_urls(urls)
         self.resampled = resampled
+        self.decode_size: int | None = None  # JPEG draft decoding (the batched augmentation path sets it)
 
     def _shards(self, reader: int, readers: int, p: int) -> list[str]:
         rng = random.Random(f"{self.seed}/{self.epoch}/{p}" + (f"/{reader}" if self.resampled else ""))
@@ -166,4 +171,4 @@ class ShardStream(SampleStream):
             yield from _records(shard)
 
     def _decode(self, record: dict) -> dict:
-        return decode_record(record)
+        return decode_record(record, draft=self.decode_size)

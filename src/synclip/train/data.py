@@ -3,6 +3,10 @@
 Every sample's augmentation is seeded from (run seed, epoch, index), so a run is reproducible on the
 CPU whatever the number of workers, and a resumed run sees exactly the batches an uninterrupted one
 would have seen (the sampler starts at the resumed step's batch).
+
+With ``data.augment=batched`` the workers ship decoded uint8 images and each image view's per-sample
+parameters (drawn from the same per-sample seeds), and :meth:`MultiSourceLoader.to_device` finishes
+the image views on the training device, batch-wide (:mod:`synclip.data.batched`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from synclip import distributed as dist
+from synclip.data.batched import batched_views
 from synclip.data.collate import collate
 from synclip.data.shards import ShardStream, expand_urls
 from synclip.data.sources import build_source, resolve_source
@@ -154,11 +159,35 @@ class EpochSampler(Sampler):
                 yield int(order[i]), int(seeds[i])
 
 
-class SourceLoader:
-    """One source's DataLoader with its sampler; ``epoch_batches(e, start)`` iterates one epoch."""
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Every tensor of ``batch`` (nested dicts) on ``device``; non-blocking (from pinned memory on CUDA)."""
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, dict):
+            out[key] = to_device(value, device)
+        elif isinstance(value, torch.Tensor):
+            out[key] = value.to(device, non_blocking=True)
+        else:
+            out[key] = value
+    return out
 
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int, workers: int):
-        self.dataset, self.batch_size = dataset, batch_size
+
+class SourceLoader:
+    """One source's DataLoader with its sampler; ``epoch_batches(e, start)`` iterates one epoch.
+
+    ``augment`` (batched path): finishes the image views of a collated batch on the training device.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        seed: int,
+        workers: int,
+        augment=None,
+        pin_memory: bool = False,
+    ):
+        self.dataset, self.batch_size, self.augment = dataset, batch_size, augment
         self.num_samples = len(dataset)
         self.sampler = EpochSampler(len(dataset), batch_size, seed)
         self.loader = DataLoader(
@@ -169,6 +198,7 @@ class SourceLoader:
             collate_fn=collate_counting,
             persistent_workers=workers > 0,
             drop_last=False,
+            pin_memory=pin_memory,
         )
 
     def batches_per_epoch(self) -> int:
@@ -189,15 +219,27 @@ class StreamLoader:
     yields first.
     """
 
-    def __init__(self, stream: SampleStream, batch_size: int, num_samples: int, workers: int):
-        self.stream, self.batch_size, self.workers = stream, batch_size, workers
+    def __init__(
+        self,
+        stream: SampleStream,
+        batch_size: int,
+        num_samples: int,
+        workers: int,
+        augment=None,
+        pin_memory: bool = False,
+    ):
+        self.stream, self.batch_size, self.workers, self.augment = stream, batch_size, workers, augment
         self.num_samples = num_samples
         if self.batches_per_epoch() == 0:
             raise ValueError(
                 f"num_samples={num_samples} cannot fill one batch of {batch_size} on {dist.world_size()} rank(s)"
             )
         self.loader = DataLoader(
-            stream, batch_size=batch_size, num_workers=workers, collate_fn=collate_counting
+            stream,
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=collate_counting,
+            pin_memory=pin_memory,
         )
 
     def batches_per_epoch(self) -> int:
@@ -221,6 +263,15 @@ class MultiSourceLoader:
         self.loaders = loaders
         self.main = next(iter(loaders))
         self.steps_per_epoch = loaders[self.main].batches_per_epoch()
+
+    def to_device(self, batch: dict, device: torch.device) -> dict:
+        """``batch`` of :meth:`epoch` ready for the model on ``device``: tensors moved, and on the batched
+        path every source's image views cropped and augmented there."""
+        out = {}
+        for name, source in batch.items():
+            augment = self.loaders[name].augment
+            out[name] = to_device(augment(source, device) if augment else source, device)
+        return out
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[dict]:
         iters = {self.main: self.loaders[self.main].epoch_batches(epoch, start_batch)}
@@ -250,12 +301,16 @@ def build_loaders(
     image_size: int,
     accum_steps: int = 1,
     patch_size: int | None = None,
+    pin_memory: bool = False,
 ) -> MultiSourceLoader:
     """DataLoaders for every source an active objective reads.
 
     Each loader batch holds ``accum_steps`` micro-batches of the per-process batch size.
-    ``patch_size`` (of a ViT image tower) sizes the patch grid of mask views.
+    ``patch_size`` (of a ViT image tower) sizes the patch grid of mask views. ``pin_memory``: page-locked
+    batches, for non-blocking copies to CUDA. ``cfg.data.augment`` picks the image augmentation path.
     """
+    batched = cfg.data.augment == "batched"
+    side = cfg.data.decode_size or 2 * image_size  # the batched path's canvas
     loaders = {}
     for i, (source, views) in enumerate(views_per_source.items()):
         if source not in cfg.data.sources:
@@ -264,21 +319,43 @@ def build_loaders(
             )
         spec = dict(cfg.data.sources[source])
         batch_size = (spec.pop("batch_size", None) or cfg.train.batch_size) * accum_steps
-        view_fns = make_views(resolve_views(views, cfg.views, image_size, patch_size), tokenizer, train=True)
+        view_cfgs = resolve_views(views, cfg.views, image_size, patch_size)
+        if batched:
+            view_fns, augment = batched_views(view_cfgs, tokenizer, side)
+        else:
+            view_fns, augment = make_views(view_cfgs, tokenizer, train=True), None
         view_fns = prompted_views(view_fns, views, cfg.views, spec)
         seed = cfg.train.seed + 7919 * i
+        draft = side if augment else None  # JPEGs decoded at about the canvas size
         if spec.get("kind") == "webdataset":
-            loaders[source] = _stream_loader(source, spec, view_fns, batch_size, seed, cfg.data.workers)
+            loaders[source] = _stream_loader(
+                source, spec, view_fns, batch_size, seed, cfg.data.workers, augment, pin_memory, draft
+            )
             continue
         if spec.get("kind") == "hf_dataset" and spec.get("streaming"):
-            loaders[source] = _hf_stream_loader(source, spec, view_fns, batch_size, seed, cfg.data.workers)
+            loaders[source] = _hf_stream_loader(
+                source, spec, view_fns, batch_size, seed, cfg.data.workers, augment, pin_memory
+            )
             continue
-        dataset = ViewDataset(build_source(source, spec), view_fns)
-        loaders[source] = SourceLoader(dataset, batch_size, seed, cfg.data.workers)
+        data_source = build_source(source, spec)
+        if hasattr(data_source, "decode_size"):  # sources that decode files (csv, image_folder)
+            data_source.decode_size = draft
+        dataset = ViewDataset(data_source, view_fns)
+        loaders[source] = SourceLoader(dataset, batch_size, seed, cfg.data.workers, augment, pin_memory)
     return MultiSourceLoader(loaders)
 
 
-def _stream_loader(name: str, spec: dict, views, batch_size: int, seed: int, workers: int) -> StreamLoader:
+def _stream_loader(
+    name: str,
+    spec: dict,
+    views,
+    batch_size: int,
+    seed: int,
+    workers: int,
+    augment=None,
+    pin_memory: bool = False,
+    draft: int | None = None,
+) -> StreamLoader:
     _, opts = resolve_source(name, spec)
     if not opts["urls"]:
         raise ValueError(f"data.sources.{name}.urls is required, e.g. 'shards/shard-{{000000..000009}}.tar'")
@@ -289,10 +366,20 @@ def _stream_loader(name: str, spec: dict, views, batch_size: int, seed: int, wor
             raise ValueError(f"data.sources.{name}.num_samples is required (no sizes.json beside the shards)")
         num_samples = sum(json.loads(sizes.read_text()).values())
     stream = ShardStream(opts["urls"], views, seed, bool(opts["resampled"]), int(opts["shuffle_buffer"]))
-    return StreamLoader(stream, batch_size, int(num_samples), workers)
+    stream.decode_size = draft
+    return StreamLoader(stream, batch_size, int(num_samples), workers, augment, pin_memory)
 
 
-def _hf_stream_loader(name: str, spec: dict, views, batch_size: int, seed: int, workers: int) -> StreamLoader:
+def _hf_stream_loader(
+    name: str,
+    spec: dict,
+    views,
+    batch_size: int,
+    seed: int,
+    workers: int,
+    augment=None,
+    pin_memory: bool = False,
+) -> StreamLoader:
     """A streaming Hugging Face dataset (:class:`synclip.data.hf_stream.HFStream`); an epoch is
     ``num_samples`` rows, counted from the stream (one pass over a text or label column) when not given."""
     from synclip.data.hf_stream import HFStream, count_rows
@@ -302,4 +389,4 @@ def _hf_stream_loader(name: str, spec: dict, views, batch_size: int, seed: int, 
     dataset, rows, _ = open_source(name, opts)
     num_samples = opts["num_samples"] or count_rows(dataset, rows)
     stream = HFStream(dataset, rows, views, seed, int(opts["shuffle_buffer"]))
-    return StreamLoader(stream, batch_size, int(num_samples), workers)
+    return StreamLoader(stream, batch_size, int(num_samples), workers, augment, pin_memory)

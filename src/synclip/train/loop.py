@@ -52,18 +52,6 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    out = {}
-    for key, value in batch.items():
-        if isinstance(value, dict):
-            out[key] = to_device(value, device)
-        elif isinstance(value, torch.Tensor):
-            out[key] = value.to(device, non_blocking=True)
-        else:
-            out[key] = value
-    return out
-
-
 def train(cfg: RunConfig) -> Path:
     """Train ``cfg``'s recipe; returns the run folder (checkpoint.pt, metrics.jsonl, tensorboard/, plots/).
 
@@ -92,7 +80,9 @@ def _train(cfg: RunConfig) -> Path:
     model = pretrainer.model
     tokenizer = get_tokenizer(model.context_length, model.tokenizer_file)
     views = pretrainer.recipe.views()
-    data = build_loaders(cfg, views, tokenizer, model.image_size, t.accum_steps, model.patch_size)
+    data = build_loaders(
+        cfg, views, tokenizer, model.image_size, t.accum_steps, model.patch_size, device.type == "cuda"
+    )
     steps_per_epoch = data.steps_per_epoch
     total_steps = max(1, round(t.epochs * steps_per_epoch))  # epochs may be a fraction
     last_step = min(total_steps, t.max_steps or total_steps)
@@ -141,7 +131,11 @@ def _train(cfg: RunConfig) -> Path:
                 if short:  # a rank's batch lost samples that could not be replaced: all ranks skip it
                     step += 1
                     continue
-                batch = to_device(batch, device)
+                moved = time.perf_counter()
+                batch = data.to_device(batch, device)  # batched path: image views augmented here
+                waited += (
+                    time.perf_counter() - moved
+                )  # data time too (on CUDA: the copies' and kernels' launch)
                 set_lr(optimizer, cosine_lr(step, t.lr, t.warmup_steps, total_steps))
                 pretrainer.set_progress(step, total_steps)  # EMA schedules, late objectives
                 optimizer.zero_grad(set_to_none=True)

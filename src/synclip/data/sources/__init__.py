@@ -9,6 +9,10 @@ Each ``data.sources.<name>.kind`` of a config is registered in :data:`synclip.re
 its option defaults (:mod:`synclip.data.sources.base`); :func:`build_source` checks the kind and the
 options and builds the dataset. The modules below hold the datasets and register their kinds, one
 import line each: a new source kind is one new file in this folder plus one import line here.
+
+A source that decodes image files itself may carry a ``decode_size`` attribute (None by default); the
+batched augmentation path sets it so that JPEGs are draft-decoded to about that size
+(:func:`synclip.data.images.load_rgb`); ``csv`` and ``image_folder`` do.
 """
 
 from synclip.data.images import BadSample

@@ -59,6 +59,7 @@ class CsvImageText(Dataset):
         self.img_key, self.caption_key = img_key, caption_key
         self.extra_keys = tuple(extra_keys)
         self.max_caption_chars = max_caption_chars
+        self.decode_size: int | None = None  # JPEG draft decoding (the batched augmentation path sets it)
         self.sep = resolve_separator(sep, self.path)
         table = read_table(self.path, self.sep)
         self.columns: list[str] = table.columns
@@ -98,7 +99,7 @@ class CsvImageText(Dataset):
             raise BadSample("empty_caption", key)
         if len(caption) > self.max_caption_chars:
             raise BadSample("caption_too_long", key, f"{len(caption)} > {self.max_caption_chars} chars")
-        image = load_rgb(self._base / Path(filepath).expanduser(), key)
+        image = load_rgb(self._base / Path(filepath).expanduser(), key, self.decode_size)
         return {"image": image, "caption": caption, "key": key, **dict(zip(self.extra_keys, extras))}
 
 

@@ -18,6 +18,7 @@ class ImageFolder(Dataset):
 
     def __init__(self, root: str | Path, extensions: Sequence[str] = IMAGE_EXTENSIONS):
         self.root = Path(root)
+        self.decode_size: int | None = None  # JPEG draft decoding (the batched augmentation path sets it)
         if not self.root.is_dir():
             raise FileNotFoundError(f"image folder {self.root} does not exist")
         exts = {e.lower() for e in extensions}
@@ -35,7 +36,8 @@ class ImageFolder(Dataset):
     def __getitem__(self, index: int) -> dict:
         path, label = self.samples[index]
         key = f"{self.classes[label]}/{path.name}"
-        return {"image": load_rgb(path, key), "label": label, "class_name": self.classes[label], "key": key}
+        image = load_rgb(path, key, self.decode_size)
+        return {"image": image, "label": label, "class_name": self.classes[label], "key": key}
 
 
 @register_source("image_folder", root=None, batch_size=None)

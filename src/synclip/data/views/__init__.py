@@ -20,6 +20,7 @@ from synclip.data.views import text as text
 from synclip.data.views import text_eda as text_eda
 from synclip.data.views import text_mlm as text_mlm
 from synclip.data.views.base import (
+    PIXELS,
     RESERVED_NAMES,
     VIEW_OPTIONS,
     VIEW_TOWERS,
@@ -36,6 +37,7 @@ from synclip.data.views.base import (
 )
 
 __all__ = [
+    "PIXELS",
     "RESERVED_NAMES",
     "VIEW_OPTIONS",
     "VIEW_TOWERS",

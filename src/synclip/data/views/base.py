@@ -32,7 +32,8 @@ from synclip.registry import VIEWS
 VIEW_OPTIONS: dict[str, dict[str, Any]] = {}
 VIEW_TOWERS: dict[str, str | None] = {}
 TOWERS = ("image", "text", None)
-RESERVED_NAMES = ("key", "__bad__")
+PIXELS = "__pixels__"  # the decoded uint8 image of a sample on the batched augmentation path
+RESERVED_NAMES = ("key", "__bad__", PIXELS)
 
 
 def register_view(name: str, *, tower: str | None = None, **defaults: Any) -> Callable:
