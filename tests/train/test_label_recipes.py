@@ -124,5 +124,5 @@ def test_labelled_sources_can_train_with_the_names_evaluation_prompts_with():
     source = build_source("labels", spec)
     sample = source[int((source.labels == 1).nonzero()[0][0])]
     assert (sample["label"], sample["class_name"]) == (1, "jeans")
-    with pytest.raises(ValueError, match="must list 10 names in label order"):
+    with pytest.raises(ValueError, match=r"must list 10 names \(or lists of synonyms\) in label order"):
         build_source("labels", {"kind": "fashion_mnist", "classes": ["jeans"]})
