@@ -12,6 +12,7 @@ from synclip.train.logging import read_metrics
 from synclip.train.loop import train
 
 B = 8  # per rank
+STEPS = 3
 
 
 def _overrides(tsv, out, name, batch, **extra):
@@ -22,7 +23,7 @@ def _overrides(tsv, out, name, batch, **extra):
             "train.name": name,
             "train.batch_size": batch,
             "train.epochs": 1,
-            "train.max_steps": 3,
+            "train.max_steps": STEPS,
             "train.log_every": 1,
             "train.grad_clip_norm": 1.0,  # see test_scale: keeps float noise in Adam under its eps
             **extra,
@@ -44,7 +45,7 @@ def _losses(metrics):
     return [{k: v for k, v in row.items() if k.endswith("loss")} for row in metrics]
 
 
-def _assert_same_run(m_a, m_b, w_a, w_b, atol=1e-5):
+def _assert_same_run(m_a, m_b, w_a, w_b, atol=1e-5, outliers=0, lr=0.0):
     assert [r["step"] for r in m_a] == [r["step"] for r in m_b]
     for a, b in zip(_losses(m_a), _losses(m_b)):
         assert a.keys() == b.keys()
@@ -53,7 +54,12 @@ def _assert_same_run(m_a, m_b, w_a, w_b, atol=1e-5):
     assert w_a.keys() == w_b.keys()
     for key in w_a:
         if isinstance(w_a[key], torch.Tensor) and w_a[key].is_floating_point():
-            assert torch.allclose(w_a[key], w_b[key], rtol=1e-3, atol=atol), key
+            off = ~torch.isclose(w_a[key], w_b[key], rtol=1e-3, atol=atol)
+            # an element whose true gradient is ~0 gets a float-noise gradient that Adam scales to a
+            # step of up to lr in either direction (see ATOL in test_scale.py): allow a handful, bounded
+            assert int(off.sum()) <= outliers, (key, int(off.sum()))
+            if outliers:
+                assert (w_a[key] - w_b[key]).abs().max() <= 2 * STEPS * lr, key
 
 
 def test_one_process_writes_sharded_checkpoints_that_resume(emoji_subset, tmp_path):
@@ -114,10 +120,13 @@ def test_fsdp_equals_ddp(case, emoji_subset, tmp_path):
         _overrides(emoji_subset, tmp_path, "fsdp", B, **extra, **{"train.fsdp": "true"}),
     )
     assert (tmp_path / "fsdp" / "shards").is_dir() and not (tmp_path / "ddp" / "shards").exists()
-    # SLIP's SimCLR head (Linear -> BatchNorm) gets float-noise gradients that Adam scales up to
-    # eps-sized steps whose sign depends on the reduction order (see ATOL in test_scale.py)
-    atol = 1e-3 if recipe == "slip" else 1e-5
-    _assert_same_run(fsdp[0], ddp[0], _weights(tmp_path / "fsdp"), _weights(tmp_path / "ddp"), atol)
+    # SLIP's SimCLR head (Linear -> BatchNorm) gets float-noise gradients on elements with ~no true
+    # gradient, whose Adam steps' signs depend on the reduction order (see ATOL in test_scale.py): a
+    # few of its 16.7M head weights may differ by up to 2 x steps x lr; every loss still agrees
+    slip = recipe == "slip"
+    w_fsdp, w_ddp = _weights(tmp_path / "fsdp"), _weights(tmp_path / "ddp")
+    lr = load_config(recipe).train.lr
+    _assert_same_run(fsdp[0], ddp[0], w_fsdp, w_ddp, 1e-3 if slip else 1e-5, 4 if slip else 0, lr)
 
 
 @pytest.mark.slow
