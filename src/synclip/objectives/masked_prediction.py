@@ -27,23 +27,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from synclip import distributed as dist
 from synclip.losses.self_distill import (
     distribution_stats,
-    linear_warmup,
     masked_patch_loss,
     teacher_probs,
-    updated_center,
 )
 from synclip.models.ema_teacher import EmaTeacher
-from synclip.objectives.base import Encoded, Objective, Read
+from synclip.objectives.base import Encoded, Read
 from synclip.objectives.mim_distill import check_mask, mim_width
-from synclip.objectives.self_distill import HeadedTower, check_temperatures, dino_head
+from synclip.objectives.self_distill import HeadedTower, TeacherDistillation, dino_head
 from synclip.registry import OBJECTIVES
 
 
 @OBJECTIVES.register("masked_prediction")
-class MaskedPrediction(Objective):
+class MaskedPrediction(TeacherDistillation):
     """iBOT's masked patch loss: student on the masked image, EMA teacher on the unmasked image."""
 
     def __init__(
@@ -64,25 +61,15 @@ class MaskedPrediction(Objective):
         momentum_end: float = 1.0,
     ):
         super().__init__(model, source)
-        check_temperatures(
-            student_temperature=student_temperature,
-            teacher_temperature=teacher_temperature,
-            warmup_teacher_temperature=warmup_teacher_temperature,
-        )
-        if not 0 <= center_momentum < 1:
-            raise ValueError(f"center_momentum must lie in [0, 1), got {center_momentum}")
-        if not 0 <= teacher_temperature_warmup <= 1:
-            raise ValueError(
-                f"teacher_temperature_warmup must lie in [0, 1], got {teacher_temperature_warmup}"
-            )
-        width = mim_width(model, "masked_prediction")
-        self.image_view, self.mask_view = image_view, mask_view
-        self.student_temperature = student_temperature
-        self.teacher_temperature, self.warmup_teacher_temperature = (
+        self._distill_options(
+            student_temperature,
             teacher_temperature,
             warmup_teacher_temperature,
+            teacher_temperature_warmup,
+            center_momentum,
         )
-        self.teacher_temperature_warmup, self.center_momentum = teacher_temperature_warmup, center_momentum
+        width = mim_width(model, "masked_prediction")
+        self.image_view, self.mask_view = image_view, mask_view
         self.patches = int(model.visual.grid_size[0] * model.visual.grid_size[1])
         self.mask_token = nn.Parameter(torch.empty(width))
         nn.init.trunc_normal_(self.mask_token, std=0.02)  # BEiT / iBOT
@@ -102,14 +89,6 @@ class MaskedPrediction(Objective):
     def tower_parameters(self) -> list[nn.Parameter]:
         return [self.mask_token]
 
-    def temperature(self) -> float:
-        return linear_warmup(
-            self.warmup_teacher_temperature,
-            self.teacher_temperature,
-            self.teacher_temperature_warmup,
-            self.span_progress,
-        )
-
     def _encode(self, batch: dict) -> dict[str, torch.Tensor]:
         images, mask = batch[self.source][self.image_view], batch[self.source][self.mask_view]
         check_mask(mask, self.patches, self.mask_view)
@@ -125,15 +104,3 @@ class MaskedPrediction(Objective):
         if self.training:
             self._update_center(out["teacher"])
         return {"loss": loss, **distribution_stats(q[mask])}
-
-    @torch.no_grad()
-    def _update_center(self, teacher_logits: torch.Tensor) -> None:
-        """iBOT's patch centre: EMA of the teacher's mean patch output over the global batch."""
-        flat = teacher_logits.detach().float().flatten(0, 1)  # (B * P, K)
-        total = dist.all_reduce_sum(torch.cat([flat.sum(0), flat.new_tensor([flat.shape[0]])]))  # (K + 1,)
-        mean = (total[:-1] / total[-1]).view(1, 1, -1)  # (1, 1, K)
-        self.center.copy_(updated_center(self.center, mean, self.center_momentum))
-
-    @torch.no_grad()
-    def post_step(self) -> None:
-        self.teacher.update(self._student[0], self.span_progress)

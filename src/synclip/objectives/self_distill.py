@@ -97,8 +97,61 @@ def check_temperatures(**temperatures: float) -> None:
             raise ValueError(f"{name} must be positive, got {value}")
 
 
+class TeacherDistillation(Objective):
+    """What DINO's and iBOT's objectives share: the teacher temperature schedule, the centre over the
+    global batch and the EMA teacher's update. Subclasses set ``head``, ``_student``, ``teacher`` and
+    the ``center`` buffer after :meth:`_distill_options`."""
+
+    def _distill_options(
+        self,
+        student_temperature: float,
+        teacher_temperature: float,
+        warmup_teacher_temperature: float,
+        teacher_temperature_warmup: float,
+        center_momentum: float,
+    ) -> None:
+        check_temperatures(
+            student_temperature=student_temperature,
+            teacher_temperature=teacher_temperature,
+            warmup_teacher_temperature=warmup_teacher_temperature,
+        )
+        if not 0 <= center_momentum < 1:
+            raise ValueError(f"center_momentum must lie in [0, 1), got {center_momentum}")
+        if not 0 <= teacher_temperature_warmup <= 1:
+            raise ValueError(
+                f"teacher_temperature_warmup is a fraction of the objective's steps in [0, 1], got "
+                f"{teacher_temperature_warmup}"
+            )
+        self.student_temperature = student_temperature
+        self.teacher_temperature = teacher_temperature
+        self.warmup_teacher_temperature = warmup_teacher_temperature
+        self.teacher_temperature_warmup, self.center_momentum = teacher_temperature_warmup, center_momentum
+
+    def temperature(self) -> float:
+        """The teacher temperature at this step (DINO's linear warm-up, over this objective's steps)."""
+        return linear_warmup(
+            self.warmup_teacher_temperature,
+            self.teacher_temperature,
+            self.teacher_temperature_warmup,
+            self.span_progress,
+        )
+
+    @torch.no_grad()
+    def _update_center(self, teacher_logits: torch.Tensor) -> None:
+        """EMA of the teacher's mean output (..., K) over the global batch (all ranks): DINO's centre
+        of the crop outputs, iBOT's centre of the patch outputs."""
+        flat = teacher_logits.detach().float().flatten(0, -2)  # (N, K)
+        total = dist.all_reduce_sum(torch.cat([flat.sum(0), flat.new_tensor([flat.shape[0]])]))  # (K + 1,)
+        mean = (total[:-1] / total[-1]).view_as(self.center)  # (1, K) or (1, 1, K)
+        self.center.copy_(updated_center(self.center, mean, self.center_momentum))
+
+    @torch.no_grad()
+    def post_step(self) -> None:
+        self.teacher.update(self._student[0], self.span_progress)
+
+
 @OBJECTIVES.register("self_distill")
-class SelfDistill(Objective):
+class SelfDistill(TeacherDistillation):
     """DINO's loss between an EMA teacher on the global crops and the student on all crops."""
 
     def __init__(
@@ -119,25 +172,14 @@ class SelfDistill(Objective):
         momentum_end: float = 1.0,
     ):
         super().__init__(model, source)
-        check_temperatures(
-            student_temperature=student_temperature,
-            teacher_temperature=teacher_temperature,
-            warmup_teacher_temperature=warmup_teacher_temperature,
-        )
-        if not 0 <= center_momentum < 1:
-            raise ValueError(f"center_momentum must lie in [0, 1), got {center_momentum}")
-        if not 0 <= teacher_temperature_warmup <= 1:
-            raise ValueError(
-                f"teacher_temperature_warmup is a fraction of the objective's steps in [0, 1], got "
-                f"{teacher_temperature_warmup}"
-            )
-        self.global_view, self.local_view = global_view, local_view
-        self.student_temperature = student_temperature
-        self.teacher_temperature, self.warmup_teacher_temperature = (
+        self._distill_options(
+            student_temperature,
             teacher_temperature,
             warmup_teacher_temperature,
+            teacher_temperature_warmup,
+            center_momentum,
         )
-        self.teacher_temperature_warmup, self.center_momentum = teacher_temperature_warmup, center_momentum
+        self.global_view, self.local_view = global_view, local_view
         self.head = dino_head(feature_width(model), hidden_dim, bottleneck_dim, prototypes)
         student = HeadedTower(model.visual, image_head=self.head)
         self._student = [student]  # a plain list: the tower is the model's, not saved twice
@@ -149,15 +191,6 @@ class SelfDistill(Objective):
         if self.local_view:
             views.append(Read(self.local_view, "image", self.source))
         return views
-
-    def temperature(self) -> float:
-        """The teacher temperature at this step (DINO's linear warm-up, over this objective's steps)."""
-        return linear_warmup(
-            self.warmup_teacher_temperature,
-            self.teacher_temperature,
-            self.teacher_temperature_warmup,
-            self.span_progress,
-        )
 
     def _crops(self, enc: Encoded, view: str) -> torch.Tensor:
         logits = self.head(image_feature(enc.image(view, self.source)))  # (B, V, K) or (B, K)
@@ -176,16 +209,3 @@ class SelfDistill(Objective):
         if self.training:
             self._update_center(teacher_logits)
         return {"loss": loss, **distribution_stats(q.flatten(0, 1))}
-
-    @torch.no_grad()
-    def _update_center(self, teacher_logits: torch.Tensor) -> None:
-        """DINO's centre: EMA of the teacher's mean output over the global batch (all ranks)."""
-        flat = teacher_logits.detach().float().flatten(0, -2)  # (B * G, K)
-        total = dist.all_reduce_sum(torch.cat([flat.sum(0), flat.new_tensor([flat.shape[0]])]))  # (K + 1,)
-        self.center.copy_(
-            updated_center(self.center, (total[:-1] / total[-1]).unsqueeze(0), self.center_momentum)
-        )
-
-    @torch.no_grad()
-    def post_step(self) -> None:
-        self.teacher.update(self._student[0], self.span_progress)
