@@ -316,6 +316,19 @@ def _save(state: dict, step: int, bad: dict, finished: bool, epoch_file: str | N
         "heads": pretrainer.recipe.heads(),
         "exported": sorted(pretrainer.recipe.export_state()),  # keys of "model" beside the towers
         "optimizer": state["optimizer"].state_dict(),
+        **_progress_state(state, step, bad, finished),
+    }
+    run_dir = state["run_dir"]
+    ckpt.save_atomic(payload, run_dir / "checkpoint.pt")
+    if epoch_file is not None:
+        ckpt.save_atomic(payload, run_dir / epoch_file)
+        _keep_last(run_dir, state["cfg"].train.keep_last)
+
+
+def _progress_state(state: dict, step: int, bad: dict, finished: bool) -> dict:
+    """The keys every checkpoint, whole or sharded, carries to resume: scaler, step, finished, bad
+    samples, RNG states and the config."""
+    return {
         "scaler": state["scaler"].state_dict(),
         "step": step,
         "finished": finished,
@@ -323,11 +336,6 @@ def _save(state: dict, step: int, bad: dict, finished: bool, epoch_file: str | N
         "rng": ckpt.rng_state(),
         "config": state["cfg"].to_dict(),
     }
-    run_dir = state["run_dir"]
-    ckpt.save_atomic(payload, run_dir / "checkpoint.pt")
-    if epoch_file is not None:
-        ckpt.save_atomic(payload, run_dir / epoch_file)
-        _keep_last(run_dir, state["cfg"].train.keep_last)
 
 
 def _keep_last(run_dir: Path, keep: int | None) -> None:
@@ -339,15 +347,7 @@ def _keep_last(run_dir: Path, keep: int | None) -> None:
 def _save_sharded(state: dict, step: int, bad: dict, finished: bool, epoch_file: str | None) -> None:
     from synclip.train.sharded_checkpoint import remove_unreferenced, save_sharded
 
-    meta = {
-        "format": ckpt.FORMAT,
-        "scaler": state["scaler"].state_dict(),
-        "step": step,
-        "finished": finished,
-        "bad_samples": bad,
-        "rng": ckpt.rng_state(),
-        "config": state["cfg"].to_dict(),
-    }
+    meta = {"format": ckpt.FORMAT, **_progress_state(state, step, bad, finished)}
     run_dir = state["run_dir"]
     names = ["checkpoint.pt"] + ([epoch_file] if epoch_file else [])
     save_sharded(run_dir, state["pretrainer"], state["optimizer"], meta, names)
