@@ -7,7 +7,8 @@ resumes where it stopped; an unfinished one resumes from its last checkpoint. Ro
 the built-in tasks or on the data ``synclip eval`` takes (``eval_options``: your image folder, your
 CSV, templates), checked before the first row trains. A finished run asked
 for other tasks, data or another ``limit`` is evaluated again, not retrained, and keeps its training
-wall-clock. Existing checkpoints can be compared as they are (``--checkpoints``). The report folder
+wall-clock; one whose training overrides differ from the row's is an error, never reused under the
+row's label. Existing checkpoints can be compared as they are (``--checkpoints``). The report folder
 gets ``results.json``, ``results.md`` (mean and standard deviation over seeds) and ``results.png``
 (a bar chart).
 """
@@ -71,24 +72,25 @@ def run_entry(
     record_path = run_dir / "compare.json"
     eval_options = eval_options or {}
     asked = _asked(tasks, limit, eval_options)
+    training = [
+        *shared,
+        *entry.overrides,
+        f"train.seed={seed}",
+        f"train.out_dir={runs_dir}",
+        f"train.name={name}",
+        "train.resume=auto",
+        "eval.at_end=false",
+    ]
     if eval_path.exists() and record_path.exists():
         record = json.loads(record_path.read_text())
+        _check_same_training(record, training, run_dir)
         if record.get("eval") == asked:
             return record
         train_seconds = record["train_seconds"]  # trained before: evaluate again, do not retrain
         overrides = record["overrides"]
     else:
-        overrides = [
-            *shared,
-            *entry.overrides,
-            f"train.seed={seed}",
-            f"train.out_dir={runs_dir}",
-            f"train.name={name}",
-            "train.resume=auto",
-            "eval.at_end=false",
-            # periodic validation (eval.every_steps) of a row scores the same data as the comparison
-            *(f"eval.{k}={json.dumps(_plain(v))}" for k, v in eval_options.items()),
-        ]
+        # periodic validation (eval.every_steps) of a row scores the same data as the comparison
+        overrides = [*training, *(f"eval.{k}={json.dumps(_plain(v))}" for k, v in eval_options.items())]
         cfg = load_config(entry.recipe, overrides)
         start = time.perf_counter()
         train(cfg)
@@ -107,6 +109,23 @@ def run_entry(
     }
     atomic_write_text(record_path, json.dumps(record, indent=2))
     return record
+
+
+def _check_same_training(record: dict, training: list[str], run_dir: Path) -> None:
+    """A finished run is reused only for the training it had: other overrides would mislabel its row."""
+
+    def moved(overrides):  # a report folder may move: where its runs lie is no part of their training
+        return [o for o in overrides if not o.startswith("train.out_dir=")]
+
+    kept = moved(record["overrides"][: len(training)])  # the eval data options follow the training ones
+    training = moved(training)
+    if kept != training:
+        was, now = set(kept) - set(training), set(training) - set(kept)
+        raise ValueError(
+            f"{run_dir} finished with other training overrides (it had {sorted(was) or 'the same set'}, this "
+            f"comparison asks {sorted(now) or 'the same set in another order'}); give the row another "
+            "label or the comparison another --out, or delete that run to train it again"
+        )
 
 
 def evaluate_existing(

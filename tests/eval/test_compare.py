@@ -152,3 +152,16 @@ def test_compare_two_recipes_on_own_held_out_csv_with_validation_curves(emoji_co
         ]
         assert [r["step"] for r in metrics if "val/retrieval/csv/text_to_image_R@1" in r] == [1, 2]
     assert "| retrieval/csv | text_to_image_R@5 |" in (out / "results.md").read_text()
+
+
+def test_compare_refuses_a_finished_run_trained_otherwise(emoji_subset, tmp_path):
+    """A row whose finished run (same label and seed) had other overrides must not be reused silently."""
+    shared = small_run_overrides(emoji_subset, tmp_path, **{"train.max_steps": 1, "train.epochs": 1})
+    shared = [o for o in shared if not o.startswith("train.out_dir")]
+    out = tmp_path / "report"
+    args = ["compare", "clip", "--out", str(out), "--tasks", "retrieval", "--limit", "32", "--set", *shared]
+    assert main(args) == 0
+    before = (out / "runs" / "clip-s0" / "compare.json").read_text()
+    with pytest.raises(ValueError, match=r"other training overrides.*train.lr=1e-4"):
+        compare([Entry.parse("clip")], out, 1, [*shared, "train.lr=1e-4"], ["retrieval"], 32)
+    assert (out / "runs" / "clip-s0" / "compare.json").read_text() == before
