@@ -90,6 +90,47 @@ def test_teacher_follows_the_student_with_the_scheduled_momentum(micro_model, ma
     assert torch.allclose(objective.teacher.module.visual.conv1.weight, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("before_start", ["copy", "ema"])
+def test_a_late_teacher_starts_as_the_student_copy_or_follows_by_ema(micro_model, make_batch, before_start):
+    """SigLIP 2 initialises the teacher from the student when the losses start (copy, the default);
+    "ema" keeps the teacher following the student from step 0."""
+    recipe, objective, _ = _distill(
+        micro_model, make_batch, momentum=0.9, start_fraction=0.8, teacher_before_start=before_start
+    )
+    weight = lambda: objective.teacher.module.visual.conv1.weight  # noqa: E731
+    student = micro_model.visual.conv1.weight
+    for step in (0, 7):  # before 80% of 10 steps
+        recipe.set_progress(step, 10)
+        before = weight().clone()
+        with torch.no_grad():
+            student.add_(1.0)
+        recipe.post_step()
+        expected = student if before_start == "copy" else 0.9 * before + 0.1 * student  # span progress 0
+        assert torch.allclose(weight(), expected, atol=1e-6), step
+    recipe.set_progress(8, 10)  # the first step it runs: from here an EMA whatever the option
+    before = weight().clone()
+    with torch.no_grad():
+        student.add_(1.0)
+    recipe.post_step()
+    assert torch.allclose(weight(), 0.9 * before + 0.1 * student, atol=1e-6)
+    with pytest.raises(ValueError, match="teacher_before_start must be one of"):
+        Recipe(micro_model, shrink({"self_distill": {"teacher_before_start": "reset"}}))
+
+
+def test_masked_prediction_on_a_global_crop_masks_its_first_crop(micro_model, make_batch):
+    """SigLIP 2: masked prediction on the one global view, not the image-text view."""
+    options = {"image_view": "image_global"}
+    recipe = Recipe(micro_model, shrink({"masked_prediction": options}))
+    objective = recipe.objectives["masked_prediction"]
+    views = {"image_global": {"num": 1}, "image_mask": {"ratio": 0.5}}
+    batch = make_batch(micro_model, ["image_global", "image_mask"], views, n=4)
+    assert batch["pairs"]["image_global"].shape == (4, 1, 3, 32, 32)
+    out = Encoded(micro_model, batch).memo(("x",), objective._encode)
+    with torch.no_grad():
+        whole = objective.teacher(batch["pairs"]["image_global"][:, 0])["patches"]  # (B, P, K)
+    assert torch.equal(out["teacher"], whole)
+
+
 def test_masked_prediction_counts_only_masked_positions(micro_model, make_batch):
     student, teacher = torch.randn(2, 16, 8), F.softmax(torch.randn(2, 16, 8), -1)
     mask = torch.zeros(2, 16, dtype=torch.bool)
@@ -137,7 +178,8 @@ def test_siglip2_late_objectives_are_off_before_80_percent_and_on_after(micro_mo
         recipe.weights[n] * out[f"{n}_loss"] for n in ("siglip", "caption", *[k[:-5] for k in late])
     )
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
-    assert recipe.weights["masked_prediction"] == 0.25
+    # SigLIP 2's weights 1 and 0.25 times its per-size factor for B (0.25)
+    assert recipe.weights["self_distill"] == 0.25 and recipe.weights["masked_prediction"] == 0.0625
     # the momentum schedule runs over the objective's own 20%: at 90% of the run it is half-way
     assert recipe.objectives["self_distill"].span_progress == pytest.approx(0.95)
     with pytest.raises(ValueError, match="start_fraction must lie in"):

@@ -61,10 +61,11 @@ class EmaTeacher(nn.Module):
         return self.end - (self.end - self.start) * (1.0 + math.cos(math.pi * p)) / 2.0
 
     @torch.no_grad()
-    def update(self, student: nn.Module, progress: float) -> None:
-        """``teacher = m * teacher + (1 - m) * student`` for every parameter (``m = momentum(progress)``);
-        buffers are copied. ``student`` must have the structure of the module the teacher was built from."""
-        m = self.momentum(progress)
+    def update(self, student: nn.Module, progress: float, momentum: float | None = None) -> None:
+        """``teacher = m * teacher + (1 - m) * student`` for every parameter (``m = momentum(progress)``,
+        or ``momentum`` when given: 0 copies the student); buffers are copied. ``student`` must have the
+        structure of the module the teacher was built from."""
+        m = self.momentum(progress) if momentum is None else float(momentum)
         mine, theirs = dict(self.module.named_parameters()), dict(student.named_parameters())
         if mine.keys() != theirs.keys():
             missing, extra = sorted(mine.keys() - theirs.keys()), sorted(theirs.keys() - mine.keys())

@@ -59,6 +59,7 @@ class MaskedPrediction(TeacherDistillation):
         center_momentum: float = 0.9,
         momentum: float = 0.996,
         momentum_end: float = 1.0,
+        teacher_before_start: str = "copy",
     ):
         super().__init__(model, source)
         self._distill_options(
@@ -67,6 +68,7 @@ class MaskedPrediction(TeacherDistillation):
             warmup_teacher_temperature,
             teacher_temperature_warmup,
             center_momentum,
+            teacher_before_start,
         )
         width = mim_width(model, "masked_prediction")
         self.image_view, self.mask_view = image_view, mask_view
@@ -91,6 +93,10 @@ class MaskedPrediction(TeacherDistillation):
 
     def _encode(self, batch: dict) -> dict[str, torch.Tensor]:
         images, mask = batch[self.source][self.image_view], batch[self.source][self.mask_view]
+        if images.ndim == 5:  # a multi-crop view (B, N, 3, H, W), e.g. SigLIP 2's one global crop
+            images = images[
+                :, 0
+            ]  # (B, 3, H, W): its first crop, masked for the student, whole for the teacher
         check_mask(mask, self.patches, self.mask_view)
         student = self._student[0](images, mask=mask, mask_token=self.mask_token)["patches"]  # (B, P, K)
         teacher = self.teacher(images)["patches"]  # (B, P, K), unmasked image, no grad

@@ -97,6 +97,13 @@ def check_temperatures(**temperatures: float) -> None:
             raise ValueError(f"{name} must be positive, got {value}")
 
 
+# What the teacher does before an objective switched on late (``start_fraction`` > 0) starts:
+# "copy": it is the student's copy, so it starts from the student (SigLIP 2, arXiv:2502.14786, section
+# 2.3: the teacher is initialised from the student when the losses are added at 80% of training);
+# "ema": it follows the student with the EMA from step 0 (ours, synclip's behaviour before 2026-12-04).
+TEACHER_BEFORE_START = ("copy", "ema")
+
+
 class TeacherDistillation(Objective):
     """What DINO's and iBOT's objectives share: the teacher temperature schedule, the centre over the
     global batch and the EMA teacher's update. Subclasses set ``head``, ``_student``, ``teacher`` and
@@ -109,6 +116,7 @@ class TeacherDistillation(Objective):
         warmup_teacher_temperature: float,
         teacher_temperature_warmup: float,
         center_momentum: float,
+        teacher_before_start: str = "copy",
     ) -> None:
         check_temperatures(
             student_temperature=student_temperature,
@@ -122,6 +130,11 @@ class TeacherDistillation(Objective):
                 f"teacher_temperature_warmup is a fraction of the objective's steps in [0, 1], got "
                 f"{teacher_temperature_warmup}"
             )
+        if teacher_before_start not in TEACHER_BEFORE_START:
+            raise ValueError(
+                f"teacher_before_start must be one of {TEACHER_BEFORE_START}, got {teacher_before_start!r}"
+            )
+        self.teacher_before_start = teacher_before_start
         self.student_temperature = student_temperature
         self.teacher_temperature = teacher_temperature
         self.warmup_teacher_temperature = warmup_teacher_temperature
@@ -147,7 +160,10 @@ class TeacherDistillation(Objective):
 
     @torch.no_grad()
     def post_step(self) -> None:
-        self.teacher.update(self._student[0], self.span_progress)
+        """The EMA update; before the objective's ``start_fraction`` with ``teacher_before_start='copy'``
+        the teacher is a copy of the student, so it starts from the student's weights (SigLIP 2)."""
+        before = self.progress < self.start_fraction and self.teacher_before_start == "copy"
+        self.teacher.update(self._student[0], self.span_progress, momentum=0.0 if before else None)
 
 
 @OBJECTIVES.register("self_distill")
@@ -170,6 +186,7 @@ class SelfDistill(TeacherDistillation):
         center_momentum: float = 0.9,
         momentum: float = 0.996,
         momentum_end: float = 1.0,
+        teacher_before_start: str = "copy",
     ):
         super().__init__(model, source)
         self._distill_options(
@@ -178,6 +195,7 @@ class SelfDistill(TeacherDistillation):
             warmup_teacher_temperature,
             teacher_temperature_warmup,
             center_momentum,
+            teacher_before_start,
         )
         self.global_view, self.local_view = global_view, local_view
         self.head = dino_head(feature_width(model), hidden_dim, bottleneck_dim, prototypes)
