@@ -101,20 +101,10 @@ def fit(args) -> list[dict]:
 
 
 def _steps_per_epoch(cfg) -> int:
-    from synclip.data.tokenizer import get_tokenizer
-    from synclip.train.data import build_loaders
+    from synclip.train.data import pretrainer_loaders
     from synclip.train.setup import build_pretrainer
 
-    pretrainer = build_pretrainer(cfg)
-    model = pretrainer.model
-    data = build_loaders(
-        cfg,
-        pretrainer.recipe.views(),
-        get_tokenizer(model.context_length),
-        model.image_size,
-        patch_size=model.patch_size,
-    )
-    return data.steps_per_epoch
+    return pretrainer_loaders(cfg, build_pretrainer(cfg)).steps_per_epoch
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """FSDP2 (``train.fsdp=true``) against DDP on N gloo CPU processes: losses of the same steps and memory per rank.
 
 Each mode runs in its own N spawned processes (one thread each), built as ``synclip train`` builds a
-run (``build_pretrainer``, ``build_loaders``, ``create_optimizer``, the loop's ``wrap`` or
+run (``build_pretrainer``, ``pretrainer_loaders``, ``create_optimizer``, the loop's ``wrap`` or
 ``wrap_sharded``) on the emoji corpus, and trains ``--steps`` optimizer steps: forward, backward,
 gradient clipping, AdamW, post-step hooks. Per rank it reports:
 
@@ -64,10 +64,9 @@ def _rank(rank: int, world: int, init: str, mode: str, args, folder: str) -> Non
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
     from synclip.config import load_config
     from synclip.data.emoji import build_emoji_corpus
-    from synclip.data.tokenizer import get_tokenizer
-    from synclip.train.data import build_loaders
+    from synclip.train.data import pretrainer_loaders
     from synclip.train.fsdp import average_replicated_grads, clip_grad_norm
-    from synclip.train.loop import autocast, to_device, wrap, wrap_sharded
+    from synclip.train.loop import autocast, wrap, wrap_sharded
     from synclip.train.optim import create_optimizer
     from synclip.train.setup import build_pretrainer, seed_everything
 
@@ -85,15 +84,7 @@ def _rank(rank: int, world: int, init: str, mode: str, args, folder: str) -> Non
     baseline = _status_mib()
     seed_everything(cfg.train.seed)
     pretrainer = build_pretrainer(cfg)
-    model = pretrainer.model
-    data = build_loaders(
-        cfg,
-        pretrainer.recipe.views(),
-        get_tokenizer(model.context_length),
-        model.image_size,
-        1,
-        model.patch_size,
-    )
+    data = pretrainer_loaders(cfg, pretrainer)
     device = torch.device("cpu")
     sharding = mode == "fsdp"
     wrapped = wrap_sharded(pretrainer, device, args.precision, False) if sharding else None
@@ -105,7 +96,7 @@ def _rank(rank: int, world: int, init: str, mode: str, args, folder: str) -> Non
     losses, times = [], []
     for step, batch in zip(range(args.steps), data.epoch(0, 0)):
         last = step == args.steps - 1
-        batch = to_device(batch, device)
+        batch = data.to_device(batch, device)  # as the loop: the batched path augments here
         optimizer.zero_grad(set_to_none=True)
         if last:  # the resident peak of this step alone
             ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -36,9 +36,8 @@ import torch
 
 from recipe_ratio import measure, recipe_spec, step_fn
 from synclip.config import load_config
-from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views.image_ssl import single_thread
-from synclip.train.data import build_loaders
+from synclip.train.data import pretrainer_loaders
 from synclip.train.logging import read_metrics
 from synclip.train.loop import train
 from synclip.train.setup import build_pretrainer
@@ -78,16 +77,7 @@ def _config(label: str, args, path: str, workdir: Path, extra: list[str] = ()):
 def loader_rate(label: str, args, path: str, workdir: Path, device: torch.device) -> float:
     """Pairs/s of the recipe's training loader with ``args.workers`` workers, batches made ready on ``device``."""
     cfg = _config(label, args, path, workdir)
-    pretrainer = build_pretrainer(cfg)
-    model, views = pretrainer.model, pretrainer.recipe.views()
-    data = build_loaders(
-        cfg,
-        views,
-        get_tokenizer(model.context_length),
-        model.image_size,
-        patch_size=model.patch_size,
-        pin_memory=device.type == "cuda",
-    )
+    data = pretrainer_loaders(cfg, build_pretrainer(cfg), pin_memory=device.type == "cuda")
     batches = data.epoch(0)
     for _ in range(args.warmup_batches):  # worker start-up and the first batches' latency
         data.to_device(next(batches), device)
@@ -105,10 +95,7 @@ def loader_rate(label: str, args, path: str, workdir: Path, device: torch.device
 def loader_cpu_cost(label: str, args, path: str, workdir: Path, device: torch.device) -> float:
     """CPU milliseconds per pair of the same loading done in this process on one thread (no workers)."""
     cfg = _config(label, args, path, workdir, ["data.workers=0"])
-    pretrainer = build_pretrainer(cfg)
-    model, views = pretrainer.model, pretrainer.recipe.views()
-    tokenizer = get_tokenizer(model.context_length)
-    data = build_loaders(cfg, views, tokenizer, model.image_size, patch_size=model.patch_size)
+    data = pretrainer_loaders(cfg, build_pretrainer(cfg))
     batches = data.epoch(0)
     with single_thread():
         data.to_device(next(batches), device)  # warm-up

@@ -26,10 +26,9 @@ from pathlib import Path
 import torch
 
 from synclip.config import load_config, run_dir_for, stage_configs
-from synclip.data.tokenizer import get_tokenizer
 from synclip.io.checkpoint import FORMAT, save_atomic
 from synclip.models import open_clip_state_dict
-from synclip.train.data import build_loaders
+from synclip.train.data import pretrainer_loaders
 from synclip.train.optim import create_optimizer
 from synclip.train.setup import build_pretrainer
 
@@ -107,11 +106,8 @@ def step_fn(
     cfg = stage_config(recipe, [*sized, *extra, *overrides], stage, workdir / label.replace(":", "-"))
     torch.manual_seed(0)
     pretrainer = build_pretrainer(cfg).to(device).train()
-    model = pretrainer.model
     optimizer = create_optimizer(pretrainer, 1e-4, 0.1, (0.9, 0.98), 1e-6)
-    tokenizer = get_tokenizer(model.context_length)
-    views = pretrainer.recipe.views()
-    data = build_loaders(cfg, views, tokenizer, model.image_size, patch_size=model.patch_size)
+    data = pretrainer_loaders(cfg, pretrainer)
     batch = data.to_device(next(data.epoch(0)), device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 

@@ -93,10 +93,8 @@ class MaskedPrediction(TeacherDistillation):
 
     def _encode(self, batch: dict) -> dict[str, torch.Tensor]:
         images, mask = batch[self.source][self.image_view], batch[self.source][self.mask_view]
-        if images.ndim == 5:  # a multi-crop view (B, N, 3, H, W), e.g. SigLIP 2's one global crop
-            images = images[
-                :, 0
-            ]  # (B, 3, H, W): its first crop, masked for the student, whole for the teacher
+        if images.ndim == 5:  # a multi-crop view (B, N, 3, H, W), e.g. SigLIP 2's one global crop:
+            images = images[:, 0]  # (B, 3, H, W) its first crop, masked for the student only
         check_mask(mask, self.patches, self.mask_view)
         student = self._student[0](images, mask=mask, mask_token=self.mask_token)["patches"]  # (B, P, K)
         teacher = self.teacher(images)["patches"]  # (B, P, K), unmasked image, no grad

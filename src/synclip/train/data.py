@@ -26,6 +26,7 @@ from synclip.data.collate import collate
 from synclip.data.shards import ShardStream, expand_urls
 from synclip.data.sources import build_source, resolve_source
 from synclip.data.streams import SampleStream
+from synclip.data.tokenizer import get_tokenizer
 from synclip.data.views import ViewDataset, make_views, resolve_view
 from synclip.data.views.multi_crop import local_size
 from synclip.train.view_fields import prompted_views
@@ -292,6 +293,19 @@ def _cycle(loader: SourceLoader | StreamLoader, epoch: int, start_batch: int) ->
     sub_epoch, offset = divmod(start_batch, per_epoch)
     for k in itertools.count():
         yield from loader.epoch_batches(epoch * 1000 + sub_epoch + k, offset if k == 0 else 0)
+
+
+def pretrainer_loaders(
+    cfg, pretrainer, tokenizer=None, accum_steps: int = 1, pin_memory: bool = False
+) -> MultiSourceLoader:
+    """:func:`build_loaders` for a built pretrainer: the views its recipe reads, its model's image size
+    and patch grid, and ``tokenizer`` or else its model's (a text tower's own file where it has one)."""
+    model = pretrainer.model
+    if tokenizer is None:
+        tokenizer = get_tokenizer(model.context_length, model.tokenizer_file)
+    return build_loaders(
+        cfg, pretrainer.recipe.views(), tokenizer, model.image_size, accum_steps, model.patch_size, pin_memory
+    )
 
 
 def build_loaders(

@@ -17,7 +17,7 @@ from synclip.data.tokenizer import get_tokenizer
 from synclip.io import checkpoint as ckpt
 from synclip.models import open_clip_state_dict
 from synclip.train.accumulate import TrainForward, accumulate_backward
-from synclip.train.data import build_loaders
+from synclip.train.data import pretrainer_loaders
 from synclip.train.fsdp import average_replicated_grads, clip_grad_norm
 from synclip.train.logging import MetricsLogger
 from synclip.train.optim import cosine_lr, create_optimizer, set_lr, warmup_warning
@@ -79,10 +79,7 @@ def _train(cfg: RunConfig) -> Path:
     pretrainer = sync_batchnorm(pretrainer if sharding else pretrainer.to(device), device)
     model = pretrainer.model
     tokenizer = get_tokenizer(model.context_length, model.tokenizer_file)
-    views = pretrainer.recipe.views()
-    data = build_loaders(
-        cfg, views, tokenizer, model.image_size, t.accum_steps, model.patch_size, device.type == "cuda"
-    )
+    data = pretrainer_loaders(cfg, pretrainer, tokenizer, t.accum_steps, device.type == "cuda")
     steps_per_epoch = data.steps_per_epoch
     total_steps = max(1, round(t.epochs * steps_per_epoch))  # epochs may be a fraction
     last_step = min(total_steps, t.max_steps or total_steps)
