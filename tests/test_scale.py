@@ -75,10 +75,7 @@ CASES = {  # recipe (or recipe/variant) -> extra overrides
         "views.image_local.num": 2,
         "objectives.self_distill.start_fraction": 0.2,
         "objectives.masked_prediction.start_fraction": 0.2,
-        # CapPa's parallel-prediction draw uses the process RNG, not per-sample seeds, so it differs
-        # between 1 and 2 processes (an open defect, see the 2026-12-04 note): off here
-        "objectives.caption.parallel_fraction": 0.0,
-    },
+    },  # CapPa's parallel prediction on: each caption's draw is per sample, from the loader's seeds
 }
 
 

@@ -119,3 +119,15 @@ def test_parallel_prediction_per_batch_masks_all_or_nothing():
         assert parallel.all() or not parallel.any()
         outcomes.add(bool(parallel[0]))
     assert outcomes == {True, False}
+
+
+def test_parallel_prediction_follows_given_draws_and_checks_their_shape():
+    inputs, _ = teacher_forcing(TOKENS)  # (3, 7)
+    draws = torch.tensor([0.9, 0.1, 0.5])
+    masked, parallel = parallel_prediction_inputs(inputs, mask_id=9, fraction=0.5, draws=draws)
+    assert parallel.tolist() == [False, True, False]  # draw < fraction, caption by caption
+    assert (masked[1] == 9).all() and torch.equal(masked[[0, 2]], inputs[[0, 2]])
+    _, whole = parallel_prediction_inputs(inputs, mask_id=9, fraction=0.5, draws=draws, per_batch=True)
+    assert not whole.any()  # the first draw decides for the whole batch
+    with pytest.raises(ValueError, match="one number per caption"):
+        parallel_prediction_inputs(inputs, mask_id=9, draws=torch.rand(2))

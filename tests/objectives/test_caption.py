@@ -41,16 +41,20 @@ def test_the_loss_is_caption_loss_on_the_decoders_own_outputs(micro_model, make_
 
 
 def test_parallel_prediction_masks_every_input_token_of_the_chosen_captions(micro_model, make_batch):
-    batch = make_batch(micro_model, ["image", "text"], n=16)
     recipe = Recipe(
         micro_model,
         {"caption": {**SMALL, "text_input": "embedding", "n_queries": None, "parallel_fraction": 0.5}},
     ).train()
     objective = recipe.objectives["caption"]
-    torch.manual_seed(3)
+    views = {read.view for read in objective.reads()}
+    assert views == {"image", "text", "uniform"}  # each caption's draw comes from the loader
+    batch = make_batch(micro_model, sorted(views), n=16)
     x = objective.decoder_inputs(Encoded(micro_model, batch), batch)
     chosen = x["parallel"]
     assert 0 < int(chosen.sum()) < 16
+    assert torch.equal(chosen, batch["pairs"]["uniform"] < 0.5)  # the sample's seeded draw decides
+    torch.manual_seed(3)  # not the process RNG: the same batch makes the same choice (1 or N ranks)
+    assert torch.equal(objective.decoder_inputs(Encoded(micro_model, batch), batch)["parallel"], chosen)
     mask_id = objective.embedding.mask_id
     assert (x["inputs"][chosen] == mask_id).all()  # every input token, pads included
     assert not (x["inputs"][~chosen] == mask_id).any()

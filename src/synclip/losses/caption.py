@@ -78,6 +78,7 @@ def parallel_prediction_inputs(
     fraction: float = PARALLEL_FRACTION,
     per_batch: bool = False,
     generator: torch.Generator | None = None,
+    draws: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """CapPa's parallel prediction [1]: for a random ``fraction`` of captions, mask EVERY input token.
 
@@ -87,15 +88,24 @@ def parallel_prediction_inputs(
     self-attention mask for those captions (big_vision sets their decoder mask to all ones); pass the
     returned flag to :meth:`synclip.models.caption_decoder.CaptionDecoder.forward` as ``parallel``.
 
-    The draw is per caption, as in big_vision's ``Decoder`` (``uniform((B,)) < masked_pred_prob``);
-    ``per_batch=True`` (our option) masks the whole batch or none of it with probability ``fraction``.
+    The draw is per caption, as in big_vision's ``Decoder`` (``uniform((B,)) < masked_pred_prob``):
+    caption i is predicted in parallel when ``draws[i] < fraction``. ``draws`` (B,) in [0, 1) are the
+    per-sample numbers of the loader's ``uniform`` view (:mod:`synclip.data.views.uniform`), which
+    depend on each sample's seed alone, so training repeats on resume and for any number of ranks;
+    without them the draw comes from ``generator`` (or torch's process RNG). ``per_batch=True`` (our
+    option) masks the whole batch or none of it with probability ``fraction``, by the first draw.
 
     Returns the masked inputs (B, L) and the per-caption flag (B,) bool.
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
     b = inputs.shape[0]
-    draws = torch.rand(1 if per_batch else b, generator=generator)  # (1,) or (B,), on CPU
-    parallel = (draws < fraction).expand(b).to(inputs.device)  # (B,)
+    if draws is None:
+        draws = torch.rand(1 if per_batch else b, generator=generator)  # (1,) or (B,), on CPU
+    elif draws.shape != (b,):
+        raise ValueError(f"draws must hold one number per caption, shape ({b},), got {tuple(draws.shape)}")
+    elif per_batch:
+        draws = draws[:1]  # (1,)
+    parallel = (draws.to(inputs.device) < fraction).expand(b)  # (B,)
     masked = torch.where(parallel.unsqueeze(1), torch.full_like(inputs, mask_id), inputs)  # (B, L)
     return masked, parallel

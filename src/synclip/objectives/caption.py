@@ -19,7 +19,8 @@ Options (defaults from the papers and open_clip unless marked ours):
   [MASK] row, the text tower is not used.
 - ``parallel_fraction``: CapPa's fraction of captions predicted in parallel (0 = plain teacher forcing,
   CoCa; 0.75 in the ``cappa`` recipe, [1]). Needs ``text_input="embedding"`` (the text tower has no
-  [MASK] token). Applied in training only.
+  [MASK] token). Applied in training only. Each caption's choice comes from the loader's ``uniform``
+  view, seeded per sample, so it repeats on resume and is the same for any number of ranks.
 - ``width``, ``layers``, ``heads``: the decoder's transformer. ``None`` (ours, sized to our tiny
   models): open_clip's CoCa configs give the multimodal decoder the text tower's width, heads and
   layers (``coca_ViT-B-32``: 512 / 8 / 12, as its text tower), so width and heads follow the text
@@ -85,6 +86,7 @@ from synclip.registry import OBJECTIVES
 
 TEXT_INPUTS = ("tower", "embedding")
 METHODS = ("greedy", "beam", "sample")
+DRAW_VIEW = "uniform"  # the per-sample number that decides parallel prediction (data.views.uniform)
 MIN_LEN = 1  # ours: emoji names are one or two words; open_clip's CoCa.generate: min_seq_len=5 (4 tokens)
 ROWS_PER_CALL = 512  # decoder rows (image, prompt) scored per call in log_likelihood, to bound memory
 
@@ -244,10 +246,13 @@ class Caption(Objective):
 
     def reads(self) -> list[Read]:
         text_tower = "text" if self.text_input == "tower" else None
-        return [
+        reads = [
             Read(self.image_view, "image", self.source),
             Read(self.text_view, text_tower, self.source),
         ]
+        if self.parallel_fraction > 0:  # each caption's parallel-prediction draw, seeded per sample
+            reads.append(Read(DRAW_VIEW, None, self.source))
+        return reads
 
     def decoder_inputs(self, enc: Encoded, batch: dict) -> dict[str, torch.Tensor]:
         """``{"image": (B, P, W_img), "inputs", "targets": (B, T), "text": (B, T, W), "parallel": (B,)}``:
@@ -262,8 +267,9 @@ class Caption(Objective):
             text = enc.text(self.text_view, self.source)["tokens"][:, : length - 1]  # (B, T, W)
         else:
             if self.parallel_fraction > 0 and self.training:
+                draws = batch[self.source].get(DRAW_VIEW)  # (B,), absent in a hand-made batch
                 inputs, parallel = parallel_prediction_inputs(
-                    inputs, self.embedding.mask_id, self.parallel_fraction
+                    inputs, self.embedding.mask_id, self.parallel_fraction, draws=draws
                 )
             text = self.embedding(inputs)  # (B, T, W)
         image = enc.image(self.image_view, self.source)["tokens"]  # (B, P, W_img)

@@ -19,6 +19,7 @@ from synclip.data.views import prompt as prompt
 from synclip.data.views import text as text
 from synclip.data.views import text_eda as text_eda
 from synclip.data.views import text_mlm as text_mlm
+from synclip.data.views import uniform as uniform
 from synclip.data.views.base import (
     PIXELS,
     RESERVED_NAMES,
