@@ -85,6 +85,15 @@ def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
+    """Maximum of a detached tensor over ranks (e.g. the longest caption of the global batch)."""
+    if world_size() == 1:
+        return x
+    y = x.detach().clone()
+    dist.all_reduce(y, op=dist.ReduceOp.MAX)
+    return y
+
+
 def barrier() -> None:
     if is_initialized():
         dist.barrier()

@@ -57,8 +57,11 @@ Two layouts, chosen by the model config:
   decoder as a synclip head (``heads.<name>``) beside open_clip's CLIP weights, and
   :func:`synclip.load` rebuilds it; open_clip loads the towers but has no decoder to generate with.
 
-In both, a batch's inputs are cut after its longest caption. Exact for causal rows; for parallel
-rows the all-[MASK] inputs beyond it (which only predict padding) are left out.
+In both, a batch's inputs are cut after its longest caption (ours; big_vision pads to the context
+length), so the vocabulary head skips most padding. Exact for causal rows; for parallel rows the
+all-[MASK] inputs beyond it (which only predict padding) are left out. A parallel row attends to every
+[MASK] position, so there the cut is the longest caption of the global batch (all ranks), which keeps
+1 and N processes equal.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ import torch
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
+from synclip import distributed as dist
 from synclip.losses.caption import PAD_ID, caption_loss, parallel_prediction_inputs, teacher_forcing
 from synclip.models.caption_decoder import N_QUERIES, POOLER_HEADS, CaptionDecoder, TokenEmbedding
 from synclip.models.caption_generation import (
@@ -260,13 +264,17 @@ class Caption(Objective):
         tokens = batch[self.source][self.text_view]  # (B, L)
         if tokens.ndim == 3:
             tokens = tokens[:, 0]  # (B, 2, L) [ids; MLM labels] -> ids
-        length = max(2, int((tokens != PAD_ID).sum(dim=1).max()))  # longest caption, SOT and EOT included
+        longest = (tokens != PAD_ID).sum(dim=1).max()  # longest caption here, SOT and EOT included
+        parallel_on = self.parallel_fraction > 0 and self.training and self.text_input == "embedding"
+        if parallel_on:  # a parallel caption attends to every [MASK] position: the same T on every rank
+            longest = dist.all_reduce_max(longest)
+        length = max(2, int(longest))
         inputs, targets = teacher_forcing(tokens[:, :length])  # (B, T) each, T = length - 1
         parallel = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)  # (B,)
         if self.text_input == "tower":
             text = enc.text(self.text_view, self.source)["tokens"][:, : length - 1]  # (B, T, W)
         else:
-            if self.parallel_fraction > 0 and self.training:
+            if parallel_on:
                 draws = batch[self.source].get(DRAW_VIEW)  # (B,), absent in a hand-made batch
                 inputs, parallel = parallel_prediction_inputs(
                     inputs, self.embedding.mask_id, self.parallel_fraction, draws=draws
