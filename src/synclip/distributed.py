@@ -76,22 +76,22 @@ def all_reduce_mean(x: torch.Tensor, grad: bool = True) -> torch.Tensor:
     return y / world_size()
 
 
-def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
-    """Sum of a detached tensor over ranks (counters, metrics)."""
+def _all_reduce_detached(x: torch.Tensor, op: str) -> torch.Tensor:
     if world_size() == 1:
         return x
     y = x.detach().clone()
-    dist.all_reduce(y, op=dist.ReduceOp.SUM)
+    dist.all_reduce(y, op=getattr(dist.ReduceOp, op))
     return y
+
+
+def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum of a detached tensor over ranks (counters, metrics)."""
+    return _all_reduce_detached(x, "SUM")
 
 
 def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
     """Maximum of a detached tensor over ranks (e.g. the longest caption of the global batch)."""
-    if world_size() == 1:
-        return x
-    y = x.detach().clone()
-    dist.all_reduce(y, op=dist.ReduceOp.MAX)
-    return y
+    return _all_reduce_detached(x, "MAX")
 
 
 def barrier() -> None:
