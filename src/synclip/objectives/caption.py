@@ -265,7 +265,7 @@ class Caption(Objective):
         if tokens.ndim == 3:
             tokens = tokens[:, 0]  # (B, 2, L) [ids; MLM labels] -> ids
         longest = (tokens != PAD_ID).sum(dim=1).max()  # longest caption here, SOT and EOT included
-        parallel_on = self.parallel_fraction > 0 and self.training and self.text_input == "embedding"
+        parallel_on = self.parallel_fraction > 0 and self.training  # __init__: embedding only
         if parallel_on:  # a parallel caption attends to every [MASK] position: the same T on every rank
             longest = dist.all_reduce_max(longest)
         length = max(2, int(longest))
