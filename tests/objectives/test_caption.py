@@ -61,8 +61,12 @@ def test_parallel_prediction_masks_every_input_token_of_the_chosen_captions(micr
     assert torch.equal(x["targets"][chosen], batch["pairs"]["text"][chosen][:, 1 : x["targets"].shape[1] + 1])
     out = recipe(Encoded(micro_model, batch), batch)
     assert torch.isfinite(out["caption_loss"]) and "caption_parallel" in out
+    undrawn = {"pairs": {k: v for k, v in batch["pairs"].items() if k != "uniform"}}
+    with pytest.raises(ValueError, match="'uniform' view"):  # never a silent draw from the process RNG
+        objective.decoder_inputs(Encoded(micro_model, undrawn), undrawn)
     objective.eval()  # no parallel prediction at evaluation
     assert not objective.decoder_inputs(Encoded(micro_model, batch), batch)["parallel"].any()
+    assert not objective.decoder_inputs(Encoded(micro_model, undrawn), undrawn)["parallel"].any()
     with pytest.raises(ValueError, match="text_input='embedding'"):
         Recipe(micro_model, {"caption": {"parallel_fraction": 0.75}})
 

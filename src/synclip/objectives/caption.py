@@ -20,7 +20,8 @@ Options (defaults from the papers and open_clip unless marked ours):
 - ``parallel_fraction``: CapPa's fraction of captions predicted in parallel (0 = plain teacher forcing,
   CoCa; 0.75 in the ``cappa`` recipe, [1]). Needs ``text_input="embedding"`` (the text tower has no
   [MASK] token). Applied in training only. Each caption's choice comes from the loader's ``uniform``
-  view, seeded per sample, so it repeats on resume and is the same for any number of ranks.
+  view, seeded per sample, so it repeats on resume and is the same for any number of ranks; a batch
+  without that view is refused in training.
 - ``width``, ``layers``, ``heads``: the decoder's transformer. ``None`` (ours, sized to our tiny
   models): open_clip's CoCa configs give the multimodal decoder the text tower's width, heads and
   layers (``coca_ViT-B-32``: 512 / 8 / 12, as its text tower), so width and heads follow the text
@@ -275,7 +276,13 @@ class Caption(Objective):
             text = enc.text(self.text_view, self.source)["tokens"][:, : length - 1]  # (B, T, W)
         else:
             if parallel_on:
-                draws = batch[self.source].get(DRAW_VIEW)  # (B,), absent in a hand-made batch
+                draws = batch[self.source].get(DRAW_VIEW)  # (B,)
+                if draws is None:  # the process RNG would differ per rank and on resume
+                    raise ValueError(
+                        f"caption.parallel_fraction > 0 decides each caption by its '{DRAW_VIEW}' view, "
+                        f"which the {self.source!r} batch lacks: build batches from the objective's "
+                        "reads() (the training loop does), or add a (B,) tensor of numbers in [0, 1)"
+                    )
                 inputs, parallel = parallel_prediction_inputs(
                     inputs, self.embedding.mask_id, self.parallel_fraction, draws=draws
                 )
